@@ -1,0 +1,62 @@
+# The two commands a newcomer needs:   make lab   |   make test
+# Both create .venv first when it is missing (and reuse it afterwards).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+KERNEL := sizing-nn
+KERNEL_DISPLAY := Python 3 (sizing-nn course)
+JOBS   ?= 2
+# Deterministic, thread-count-independent runs for tests, regeneration and benchmarks.
+DET    := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONHASHSEED=0 MPLBACKEND=Agg
+
+.PHONY: help lab test lint unit notebooks exercises bench doctor clean
+
+help:
+	@echo "make lab        open the course in JupyterLab (creates .venv when missing)"
+	@echo "make test       run every check: ruff, unit tests, notebooks under nbval (creates .venv when missing)"
+	@echo "make notebooks  re-execute and save every notebook in notebooks/ and solutions/"
+	@echo "make exercises  regenerate exercises/ from solutions/"
+	@echo "make bench      time and measure every notebook (not part of make test)"
+	@echo "make doctor     check the environment"
+
+# The virtual environment: rebuilt only when requirements.txt or pyproject.toml change.
+$(STAMP): requirements.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "Python 3.10 or newer is needed; found " + sys.version.split()[0])'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "$(KERNEL_DISPLAY)" >/dev/null
+	@touch $(STAMP)
+	@echo "Environment ready in $(VENV)."
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab notebooks/00_start_here.ipynb
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(DET) $(BIN)/python -m pytest -n $(JOBS) --dist loadscope --nbval-kernel-name $(KERNEL) $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+unit: $(STAMP)
+	$(DET) $(BIN)/python -m pytest -n $(JOBS) --dist loadscope course_utils tests $(PYTEST_ARGS)
+
+notebooks: $(STAMP)
+	$(DET) $(BIN)/python -m course_utils regenerate notebooks solutions
+
+exercises: $(STAMP)
+	$(DET) $(BIN)/python -m course_utils build
+
+bench: $(STAMP)
+	$(DET) $(BIN)/python -m course_utils bench
+
+doctor: $(STAMP)
+	$(BIN)/python -m course_utils doctor
+
+clean:
+	rm -rf $(VENV) test-output results .pytest_cache .ruff_cache

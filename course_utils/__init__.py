@@ -1,0 +1,67 @@
+"""Helpers for the course *How to size a neural network*.
+
+Import what you need from the top level::
+
+    >>> from course_utils import count_params, linear_params
+    >>> linear_params(10, 20)
+    220
+
+Names are loaded lazily from the submodule that owns them, so ``import course_utils``
+is cheap and has no side effects (no torch, matplotlib or widget import until a name
+that needs it is used).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# submodule -> the public names it defines. Each module also lists them in its __all__.
+_PUBLIC: dict[str, tuple[str, ...]] = {
+    "inspection": (
+        "count_params", "param_table", "layer_table", "trace_shapes", "flops",
+        "param_bytes", "training_bytes", "LayerTable", "LayerRow", "ParamTable",
+        "ForwardPassError", "LazyModuleError",
+    ),
+    "formulas": (
+        "linear_params", "conv2d_params", "lstm_params", "conv2d_output_size",
+        "batchnorm_params", "embedding_params", "mlp_params",
+    ),
+    "repro": ("set_seed", "get_device"),
+    "doctor": ("doctor",),
+    "data": (
+        "make_linear_task", "make_moons_task", "train_val_split", "make_loaders",
+        "load_digits_tensors", "digits_loaders", "DigitsSplits",
+    ),
+    "training": ("fit", "History", "evaluate", "LossShapeError"),
+    "plots": (
+        "plot_learning_curves", "plot_decision_boundary", "plot_grad_norms",
+        "plot_params_vs_metric", "plot_feature_maps", "plot_params_per_layer", "PALETTE",
+    ),
+    "diagrams": ("draw_network",),
+    "widgets": ("param_explorer",),
+    "compare": ("compare_models", "ComparisonTable"),
+    "growth": (
+        "net2deeper", "net2wider", "add_to_optimizer", "replace_in_optimizer", "GrowingMLP",
+    ),
+}
+
+_OWNER = {name: module for module, names in _PUBLIC.items() for name in names}
+
+__all__ = sorted(_OWNER)
+
+
+def __getattr__(name: str) -> Any:
+    module = _OWNER.get(name)
+    if module is None:
+        raise AttributeError(f"module 'course_utils' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # cache: the next lookup is a plain attribute access
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
