@@ -378,7 +378,8 @@ def _explain_failure(
                  f"with {channels} channels (shape {received}).",
                  f"  The model's input was {model_input}; check the channel dimension "
                  "(N×C×H×W) or the previous layer's out_channels."]
-    lines.append(f"  PyTorch said: {type(error).__name__}: {str(error).splitlines()[0]}")
+    if error_class is ForwardPassError:  # for shape mismatches the explanation above is clearer
+        lines.append(f"  PyTorch said: {type(error).__name__}: {str(error).splitlines()[0]}")
     return error_class("\n".join(lines), module_name=name, module_type=kind)
 
 

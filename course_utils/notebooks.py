@@ -13,15 +13,17 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
 
 __all__ = [
     "KERNEL_NAME", "KERNELSPEC", "source_hash", "execute_notebook", "regenerate", "main",
-    "notebook_paths",
+    "notebook_paths", "LessonInfo", "lesson_map",
 ]
 
 KERNEL_NAME = "sizing-nn"
@@ -54,6 +56,33 @@ def notebook_paths(targets: list[str | Path]) -> list[Path]:
         else:
             raise FileNotFoundError(f"{target}: not a notebook or a folder of notebooks")
     return paths
+
+
+@dataclass(frozen=True)
+class LessonInfo:
+    number: str
+    title: str
+    minutes: int | None
+    file: str
+
+
+def lesson_map(folder: str | Path = ".") -> list[LessonInfo]:
+    """Number, title and estimated minutes of every lesson in ``folder``, read from each
+    notebook's first cell (``# NN · Title`` and ``Estimated time: N minutes``).
+
+    >>> lesson_map("/nonexistent")
+    []
+    """
+    lessons = []
+    for path in sorted(Path(folder).glob("[0-9][0-9]_*.ipynb")):
+        first = nbformat.read(path, as_version=4).cells[0].source
+        title = re.search(r"^#\s*\d+\s*[·:.-]\s*(.+)$", first, re.MULTILINE)
+        minutes = re.search(r"Estimated time\**:?\**\s*(?:about\s*)?(\d+)", first, re.IGNORECASE)
+        lessons.append(LessonInfo(
+            number=path.name[:2], title=title.group(1).strip() if title else path.stem[3:],
+            minutes=int(minutes.group(1)) if minutes else None, file=path.name,
+        ))
+    return lessons
 
 
 def execute_notebook(

@@ -13,7 +13,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from course_utils.notebooks import KERNEL_NAME, source_hash
+from course_utils.notebooks import KERNEL_NAME, KERNELSPEC, source_hash
 
 ROOT = Path(__file__).resolve().parents[1]
 EXECUTED = sorted((ROOT / "notebooks").glob("*.ipynb")) + sorted(
@@ -84,7 +84,7 @@ def test_guard_catches_a_tagged_cell_without_output(tmp_path: Path) -> None:
 
 def test_freshness_check_catches_an_edit(tmp_path: Path) -> None:
     cell = nbformat.v4.new_code_cell("1 + 1", execution_count=1)
-    nb = nbformat.v4.new_notebook(cells=[cell], metadata={"kernelspec": {"name": KERNEL_NAME}})
+    nb = nbformat.v4.new_notebook(cells=[cell], metadata={"kernelspec": dict(KERNELSPEC)})
     nb.metadata["course_utils"] = {"source_sha256": source_hash(nb)}
     path = tmp_path / "x.ipynb"
     nbformat.write(nb, path)
