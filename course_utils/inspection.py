@@ -362,14 +362,29 @@ def _explain_failure(
         first.shape[-1] != module.in_features)
     if linear_mismatch:
         error_class = ShapeMismatchError
-        lines = [f"layer '{label}' (Linear, in_features={module.in_features}) received "
-                 f"{first.shape[-1]} features."]
+        got = first.shape[-1]
+        lines = [f"layer '{label}' (Linear, in_features={module.in_features}) received {got} features."]
+        previous = _previous_leaf(records, name)
         before = _flattened_from(records, name)
-        where = f" after the earlier layers the feature map is {before}." if before else ""
-        lines.append(f"  The model's input was {model_input};{where}")
-        lines.append("  The layer's in_features was computed for another input size. Use inputs of "
-                     "the size the model was built for, compute in_features with a dummy forward "
-                     f"pass, or replace the layer with nn.LazyLinear({module.out_features}).")
+        if previous is not None and isinstance(previous[1], nn.Linear):
+            prev_name, prev = previous
+            lines += [
+                f"  The layer before it, '{prev_name}' (Linear, out_features={prev.out_features}), "
+                f"produces {prev.out_features} features: the widths do not chain.",
+                f"  Make this layer nn.Linear({prev.out_features}, {module.out_features}), or give "
+                f"'{prev_name}' out_features={module.in_features}.",
+            ]
+        elif before:
+            lines += [
+                f"  The model's input was {model_input}; after the earlier layers the feature map "
+                f"is {before}.",
+                "  The layer's in_features was computed for another input size. Use inputs of the "
+                "size the model was built for, compute in_features with a dummy forward pass, or "
+                f"replace the layer with nn.LazyLinear({module.out_features}).",
+            ]
+        else:
+            lines.append(f"  The model's input was {model_input}: its last dimension must be "
+                         f"{module.in_features}.")
     elif isinstance(module, nn.modules.conv._ConvNd) and first is not None and (
             first.dim() >= 2 and first.shape[-(module.weight.dim() - 1)] != module.in_channels):
         error_class = ShapeMismatchError
@@ -381,6 +396,19 @@ def _explain_failure(
     if error_class is ForwardPassError:  # for shape mismatches the explanation above is clearer
         lines.append(f"  PyTorch said: {type(error).__name__}: {str(error).splitlines()[0]}")
     return error_class("\n".join(lines), module_name=name, module_type=kind)
+
+
+def _previous_leaf(records: dict[str, dict[str, Any]], failing: str) -> tuple[str, nn.Module] | None:
+    """The last leaf module with parameters that finished before ``failing`` started
+    (activations, dropout and other parameter-free layers are skipped)."""
+    previous = None
+    for name, rec in records.items():
+        if name == failing:
+            break
+        module = rec["module"]
+        if "output" in rec and not list(module.children()) and list(module.parameters()):
+            previous = (name, rec["module"])
+    return previous
 
 
 def _flattened_from(records: dict[str, dict[str, Any]], failing: str) -> str:

@@ -180,3 +180,12 @@ def test_param_and_training_bytes() -> None:
 def test_layer_table_needs_exactly_one_input_description() -> None:
     with pytest.raises(ValueError, match="exactly one of input_size"):
         layer_table(mlp())
+
+
+def test_widths_that_do_not_chain_name_both_layers() -> None:
+    model = nn.Sequential(nn.Linear(10, 18), nn.ReLU(), nn.Linear(20, 5))
+    with pytest.raises(ShapeMismatchError) as info:
+        trace_shapes(model, torch.zeros(4, 10))
+    message = str(info.value)
+    assert "layer '2' (Linear, in_features=20) received 18 features" in message
+    assert "'0' (Linear, out_features=18)" in message and "nn.Linear(18, 5)" in message
