@@ -1,0 +1,63 @@
+"""Check your own exercise notebook: ``python -m course_utils check exercises/NN_topic.ipynb``.
+
+Runs the notebook in a fresh course kernel exactly as the instructor's ``grade`` would (the
+tests come from ``solutions/``, so an edited test changes nothing) and prints one line per
+question: points, pass/fail and the message. Exit code 0 only when every question passes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from course_utils.grading.build import ROOT
+from course_utils.grading.grade import (
+    DEFAULT_TIMEOUT_S,
+    NotebookResult,
+    grade_notebook,
+    load_assignments,
+)
+from course_utils.grading.kernel import DEFAULT_MEMORY_MB
+from course_utils.grading.report import format_table
+
+__all__ = ["check_notebook", "main"]
+
+
+def check_notebook(path: Path, solutions: Path = ROOT / "solutions", *,
+                   timeout: float = DEFAULT_TIMEOUT_S,
+                   memory_mb: int = DEFAULT_MEMORY_MB) -> NotebookResult:
+    """Grade one notebook with the tests of the solution of the same name."""
+    path = Path(path)
+    assignments = load_assignments(solutions)
+    if path.name not in assignments:
+        raise FileNotFoundError(
+            f"{path.name}: no solution notebook of that name in {solutions} (known: "
+            f"{', '.join(sorted(assignments)) or 'none'}); keep the exercise's file name")
+    return grade_notebook(path, assignments[path.name], "you", timeout=timeout,
+                          memory_mb=memory_mb)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m course_utils check", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("notebook", type=Path, help="your exercise notebook")
+    parser.add_argument("--solutions", type=Path, default=ROOT / "solutions")
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S,
+                        help="seconds per cell")
+    parser.add_argument("--memory-mb", type=int, default=DEFAULT_MEMORY_MB)
+    args = parser.parse_args(argv)
+    if not args.notebook.is_file():
+        print(f"{args.notebook}: no such file", file=sys.stderr)
+        return 2
+    try:
+        result = check_notebook(args.notebook, args.solutions, timeout=args.timeout,
+                                memory_mb=args.memory_mb)
+    except FileNotFoundError as error:
+        print(error, file=sys.stderr)
+        return 2
+    print(format_table(result))
+    passed = result.status == "graded" and result.tests and all(
+        t.status == "pass" for t in result.tests)
+    print("\nAll questions pass." if passed else "\nNot every question passes yet.")
+    return 0 if passed else 1

@@ -1,0 +1,142 @@
+"""Write grading results: the gradebook (CSV), one JSON per notebook, HTML feedback, a table.
+
+Feedback shows the learner's own answers, the visible tests and, for each question, the
+error's type and message; never a traceback of a test cell (IPython tracebacks quote source
+lines, and hidden tests must stay hidden). Every piece of text is HTML-escaped.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import json
+import textwrap
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from course_utils.grading.grade import Assignment, NotebookResult
+
+__all__ = ["FIXED_COLUMNS", "write_reports", "write_gradebook", "feedback_html", "format_table"]
+
+FIXED_COLUMNS = ("student_id", "notebook", "score", "max_score", "status")
+
+
+def _num(value: float) -> str:
+    """2.0 -> '2', 1.5 -> '1.5'."""
+    return f"{value:g}"
+
+
+def write_gradebook(results: list[NotebookResult], path: Path, grade_ids: list[str]) -> None:
+    """One row per learner x notebook; then the points of each grade_id (empty when n/a)."""
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow([*FIXED_COLUMNS, *grade_ids])
+        for r in results:
+            earned = {t.grade_id: _num(t.points) for t in r.tests}
+            writer.writerow([r.student_id, r.notebook, _num(r.score), _num(r.max_score),
+                             r.status, *(earned.get(g, "") for g in grade_ids)])
+
+
+def write_reports(results: list[NotebookResult], assignments: dict[str, Assignment],
+                  out: Path) -> None:
+    """``grades.csv``, ``results/<student>/<notebook>.json``, ``feedback/<student>/<nb>.html``."""
+    out.mkdir(parents=True, exist_ok=True)
+    grade_ids: list[str] = []
+    for assignment in assignments.values():
+        for cell in assignment.solution.cells:
+            gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+            if cell.get("metadata", {}).get("nbgrader", {}).get("grade") and (
+                    gid not in grade_ids):
+                grade_ids.append(gid)
+    results = sorted(results, key=lambda r: (r.student_id, r.notebook))
+    write_gradebook(results, out / "grades.csv", grade_ids)
+    for r in results:
+        stem = Path(r.notebook).stem
+        for folder, suffix, text in (
+            ("results", "json", json.dumps(r.to_json(), indent=1, ensure_ascii=False) + "\n"),
+            ("feedback", "html", feedback_html(r, assignments.get(r.notebook))),
+        ):
+            target = out / folder / r.student_id / f"{stem}.{suffix}"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text, encoding="utf-8")
+
+
+_CSS = """
+body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;
+color:#1a1a1a;line-height:1.45}
+table{border-collapse:collapse;width:100%}td,th{border:1px solid #ccc;padding:.4rem;
+vertical-align:top;text-align:left}pre{background:#f5f5f5;padding:.6rem;overflow-x:auto;
+white-space:pre-wrap}.pass{color:#006d2c;font-weight:bold}.other{color:#b30000;
+font-weight:bold}
+"""
+
+
+def feedback_html(result: NotebookResult, assignment: Assignment | None = None) -> str:
+    """A self-contained HTML page for one learner x notebook; all text escaped."""
+    e = html.escape
+    parts = [
+        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>Feedback: {e(result.notebook)} ({e(result.student_id)})</title>",
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1>{e(result.notebook)}</h1>",
+        f"<p>Learner: <b>{e(result.student_id)}</b> &middot; status: {e(result.status)} "
+        f"&middot; score: <b>{e(_num(result.score))} / {e(_num(result.max_score))}</b></p>",
+    ]
+    if result.notes:
+        parts.append("<h2>Notes</h2><ul>")
+        parts += [f"<li>{e(note)}</li>" for note in result.notes]
+        parts.append("</ul>")
+    if result.tests:
+        parts.append("<h2>Questions</h2><table><tr><th>test</th><th>points</th>"
+                     "<th>result</th><th>message</th></tr>")
+        for t in result.tests:
+            css = "pass" if t.status == "pass" else "other"
+            parts.append(
+                f"<tr><td>{e(t.grade_id)}</td><td>{e(_num(t.points))} / "
+                f"{e(_num(t.max_points))}</td><td class=\"{css}\">{e(t.status)}</td>"
+                f"<td><pre>{e(t.message)}</pre></td></tr>")
+        parts.append("</table>")
+    if result.answers:
+        parts.append("<h2>Your answers</h2>")
+        for gid, source in result.answers.items():
+            parts.append(f"<h3>{e(gid)}</h3><pre>{e(source)}</pre>")
+    if assignment is not None and result.tests:
+        parts.append("<h2>The tests you could see</h2>")
+        for t in result.tests:
+            parts.append(f"<details><summary>{e(t.grade_id)}</summary>"
+                         f"<pre>{e(assignment.visible_test(t.grade_id))}</pre></details>")
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def format_table(result: NotebookResult, width: int = 100) -> str:
+    """The plain-text table ``check`` prints: question, points, result, message.
+
+    >>> from course_utils.grading.grade import NotebookResult, TestResult
+    >>> r = NotebookResult("you", "01.ipynb", 2.0, 3.0, "graded", [
+    ...     TestResult("q1_test", 2, 2, "pass", "", 0.1),
+    ...     TestResult("q2_test", 0, 1, "fail", "expected 5, got 4", 0.1)])
+    >>> print(format_table(r))
+    01.ipynb: graded, score 2 / 3
+    <BLANKLINE>
+    question      points    result       message
+    --------------------------------------------
+    q1_test       2/2       pass
+    q2_test       0/1       fail         expected 5, got 4
+    """
+    lines = [f"{result.notebook}: {result.status}, score {_num(result.score)} / "
+             f"{_num(result.max_score)}", ""]
+    header = f"{'question':<14}{'points':<10}{'result':<13}message"
+    lines += [header, "-" * len(header)]
+    indent = " " * 37
+    for t in result.tests:
+        message = t.message or ""
+        wrapped = [w for para in message.split("\n")
+                   for w in (textwrap.wrap(para, width - len(indent)) or [""])] or [""]
+        points = f"{_num(t.points)}/{_num(t.max_points)}"
+        lines.append(f"{t.grade_id:<14}{points:<10}{t.status:<13}{wrapped[0]}".rstrip())
+        lines += [indent + w for w in wrapped[1:]]
+    if result.notes:
+        lines += ["", "Notes:"] + [f"  - {note}" for note in result.notes]
+    return "\n".join(lines)

@@ -1,0 +1,152 @@
+"""Compatibility with the real nbgrader (0.9.6), installed in its own venv ``.venv-nbgrader``.
+
+The venv is created on first use (``pip install nbgrader==0.9.6``, about a minute; it needs
+the package registry) and reused afterwards; a file lock keeps parallel pytest workers
+from building it twice. Learners never need it: it is only for this module. Set
+``COURSE_SKIP_NBGRADER=1`` to skip these tests explicitly (e.g. offline); they then show
+as skipped, never as passed.
+
+nbgrader's own ``generate_assignment`` runs on our solution notebooks; the student versions
+it writes must match our ``exercises/`` cell by cell: sources, ids, nbgrader metadata
+(checksums included) and lock flags. The only difference allowed is our
+``raises-exception`` tag.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import venv
+from pathlib import Path
+
+import nbformat
+import pytest
+from filelock import FileLock
+
+from course_utils.grading import notebook_format as fmt
+from course_utils.grading.build import RAISES_TAG, build_exercise, exercise_bytes
+
+ROOT = Path(__file__).resolve().parents[1]
+NBGRADER_VERSION = "0.9.6"
+VENV = ROOT / ".venv-nbgrader"
+SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(os.environ.get("COURSE_SKIP_NBGRADER") == "1",
+                       reason="COURSE_SKIP_NBGRADER=1: nbgrader compatibility not checked"),
+]
+
+
+def _python() -> Path:
+    return VENV / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python")
+
+
+@pytest.fixture(scope="module")
+def nbgrader_python() -> Path:
+    """The nbgrader venv's python, created once (under a lock) and then reused."""
+    stamp = VENV / f".installed-nbgrader-{NBGRADER_VERSION}"
+    lock = Path(tempfile.gettempdir()) / f"venv-nbgrader-{hashlib.sha1(bytes(VENV)).hexdigest()}"
+    with FileLock(f"{lock}.lock", timeout=900):
+        if not stamp.exists():
+            if VENV.exists():
+                shutil.rmtree(VENV)
+            venv.EnvBuilder(with_pip=True).create(VENV)
+            done = subprocess.run(
+                [str(_python()), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                 f"nbgrader=={NBGRADER_VERSION}"], capture_output=True, text=True, timeout=900)
+            assert done.returncode == 0, (
+                f"could not install nbgrader {NBGRADER_VERSION} into {VENV} (it needs the "
+                f"package registry; set COURSE_SKIP_NBGRADER=1 to skip):\n{done.stderr[-3000:]}")
+            stamp.touch()
+    return _python()
+
+
+def _run(python: Path, script: str, *args: str, cwd: Path | None = None) -> str:
+    done = subprocess.run([str(python), "-c", script, *args], capture_output=True, text=True,
+                          timeout=300, cwd=cwd)
+    assert done.returncode == 0, f"nbgrader step failed:\n{done.stdout[-2000:]}\n" \
+                                 f"{done.stderr[-3000:]}"
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def released(nbgrader_python: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """nbgrader generate_assignment's student versions of every solution notebook."""
+    course = tmp_path_factory.mktemp("nbgrader_course")
+    (course / "source" / "ps").mkdir(parents=True)
+    for path in SOLUTIONS:
+        shutil.copy(path, course / "source" / "ps" / path.name)
+    nbgrader = nbgrader_python.parent / "nbgrader"
+    done = subprocess.run([str(nbgrader), "generate_assignment", "ps", "--no-db", "--force",
+                           f"--CourseDirectory.root={course}"], capture_output=True,
+                          text=True, timeout=600, cwd=course)
+    assert done.returncode == 0, f"nbgrader generate_assignment failed:\n{done.stderr[-4000:]}"
+    return course / "release" / "ps"
+
+
+@pytest.mark.parametrize("path", SOLUTIONS, ids=[p.name for p in SOLUTIONS])
+def test_our_exercise_matches_nbgraders_student_version(path: Path, released: Path) -> None:
+    theirs = json.loads((released / path.name).read_text(encoding="utf-8"))["cells"]
+    ours = build_exercise(nbformat.read(path, as_version=4), path.name).cells
+    assert len(ours) == len(theirs), f"{path.name}: {len(ours)} cells, nbgrader {len(theirs)}"
+    for index, (mine, their) in enumerate(zip(ours, theirs, strict=True)):
+        where = f"{path.name} cell {index} ({fmt.grade_id(mine)!r})"
+        assert mine.source == "".join(their["source"]), f"{where}: sources differ"
+        assert mine.get("id") == their.get("id"), f"{where}: ids differ"
+        mine_meta = json.loads(json.dumps(mine.metadata))
+        tags = [t for t in mine_meta.pop("tags", []) if t != RAISES_TAG]
+        if tags:
+            mine_meta["tags"] = tags
+        assert mine_meta == their["metadata"], f"{where}: metadata differs"
+
+
+_VALIDATE = """
+import sys, nbformat
+from nbgrader.nbgraderformat import MetadataValidator
+from nbgrader import utils
+failed = 0
+for path in sys.argv[1:]:
+    nb = nbformat.read(path, as_version=4)
+    try:
+        MetadataValidator().validate_nb(nb)
+        print("valid", path)
+    except Exception as error:
+        failed += 1
+        print("invalid", path, type(error).__name__, str(error).splitlines()[0])
+        continue
+    for cell in nb.cells:
+        if utils.is_grade(cell) or utils.is_solution(cell) or utils.is_locked(cell):
+            print("checksum", path, cell.metadata.nbgrader["grade_id"], utils.compute_checksum(cell))
+"""
+
+
+def test_nbgrader_validates_our_notebooks_and_agrees_on_checksums(
+        nbgrader_python: Path, tmp_path: Path) -> None:
+    exercises = [tmp_path / f"exercise_{p.name}" for p in SOLUTIONS]  # as `build` writes them
+    for solution, exercise in zip(SOLUTIONS, exercises, strict=True):
+        exercise.write_bytes(exercise_bytes(solution))
+    broken = nbformat.read(SOLUTIONS[0], as_version=4)
+    test_cell = next(c for c in broken.cells if fmt.is_grade(c))
+    del test_cell.metadata.nbgrader["points"]
+    nbformat.write(broken, tmp_path / "broken.ipynb")
+    paths = [*SOLUTIONS, *exercises, tmp_path / "broken.ipynb"]
+    lines = _run(nbgrader_python, _VALIDATE, *map(str, paths)).splitlines()
+    verdicts = {line.split()[1]: line.split()[0] for line in lines
+                if line.split()[0] in ("valid", "invalid")}
+    assert verdicts.pop(str(tmp_path / "broken.ipynb")) == "invalid"
+    assert fmt.metadata_problems(broken.cells), "we should reject what nbgrader rejects"
+    assert set(verdicts.values()) == {"valid"}, verdicts
+    theirs = {(p, g): s for kind, p, g, s in (line.split() for line in lines
+                                                if line.startswith("checksum"))}
+    ours = {}
+    for path in paths[:-1]:
+        for cell in nbformat.read(path, as_version=4).cells:
+            if fmt.is_grade(cell) or fmt.is_solution(cell) or fmt.is_locked(cell):
+                ours[(str(path), fmt.grade_id(cell))] = fmt.compute_checksum(cell)
+    assert ours == {k: v for k, v in theirs.items() if k[0] != str(tmp_path / "broken.ipynb")}
