@@ -11,9 +11,9 @@ KERNEL := sizing-nn
 KERNEL_DISPLAY := Python 3 (sizing-nn course)
 JOBS   ?= 2
 # Deterministic, thread-count-independent runs for tests, regeneration and benchmarks.
-DET    := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONHASHSEED=0 MPLBACKEND=Agg
+DET    := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONHASHSEED=0
 
-.PHONY: help lab test lint unit notebooks exercises bench doctor clean
+.PHONY: help lab test lint unit notebooks exercises bench doctor clean browser-deps
 
 help:
 	@echo "make lab        open the course in JupyterLab (creates .venv when missing)"
@@ -36,9 +36,27 @@ $(STAMP): requirements.txt pyproject.toml
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/00_start_here.ipynb
 
-test: $(STAMP)
+test: $(STAMP) browser-deps
 	$(BIN)/ruff check .
 	$(DET) $(BIN)/python -m pytest -n $(JOBS) --dist loadscope --nbval-kernel-name $(KERNEL) $(PYTEST_ARGS)
+
+# tests/test_browser.py drives JupyterLab in Debian's Chromium (never a downloaded browser).
+# Installed here when missing and we are root; otherwise that test is skipped, and we say so loudly.
+CHROMIUM := /usr/bin/chromium
+browser-deps:
+	@if [ ! -x $(CHROMIUM) ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "Installing chromium for the browser test (apt-get) ..."; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	    || echo "apt-get could not install chromium (see the messages above)"; \
+	fi
+	@if [ ! -x $(CHROMIUM) ]; then \
+	  echo ""; \
+	  echo "################################################################################"; \
+	  echo "#  WARNING: $(CHROMIUM) not found: the JupyterLab browser test WILL BE SKIPPED."; \
+	  echo "#  Install it with:   sudo apt-get install chromium   (then run make test again)"; \
+	  echo "################################################################################"; \
+	  echo ""; \
+	fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

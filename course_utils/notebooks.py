@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import re
 import sys
 import time
@@ -105,7 +106,10 @@ def execute_notebook(
         executed, timeout=timeout, kernel_name=kernel_name,
         resources={"metadata": {"path": str(cwd)}}, record_timing=False, store_widget_state=True,
     )
-    client.execute()
+    # The kernel must draw inline: a non-interactive MPLBACKEND (say Agg, set for tests)
+    # inherited from this process would silently drop every figure from the saved notebook.
+    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
+    client.execute(env=env)
     return executed
 
 

@@ -64,3 +64,12 @@ def test_every_lesson_states_title_and_time() -> None:
     assert lessons, "no lessons found"
     missing = [lesson.file for lesson in lessons if lesson.minutes is None]
     assert not missing, f"lessons without '**Estimated time:** N minutes' in their first cell: {missing}"
+
+
+@pytest.mark.slow
+def test_figures_are_saved_even_when_tests_set_a_non_interactive_backend(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    path = _write(tmp_path / "d.ipynb", "import matplotlib.pyplot as plt\nplt.plot([1, 2])\nplt.show()")
+    assert main([str(path)]) == 0
+    outputs = nbformat.read(path, as_version=4).cells[0].outputs
+    assert any("image/png" in o.get("data", {}) for o in outputs)
