@@ -1,0 +1,418 @@
+"""Growing a network without changing what it computes (Net2Net), and keeping the optimizer in step.
+
+- :func:`net2deeper` inserts an identity-initialised layer after a layer and its activation;
+- :func:`net2wider` adds units to a layer by copying existing ones (Chen, Goodfellow & Shlens,
+  *Net2Net*, ICLR 2016) and rescales the next layer so the output is unchanged;
+- :func:`add_to_optimizer` and :func:`replace_in_optimizer` tell an optimizer about new
+  parameters: it only ever updates the tensors it was given when it was built;
+- :class:`GrowingMLP` is a ReLU MLP with ``.deepen()`` and ``.widen()`` methods.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterable
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+__all__ = [
+    "net2deeper", "net2wider", "add_to_optimizer", "replace_in_optimizer", "GrowingMLP",
+    "Growth", "IDEMPOTENT_ACTIVATIONS",
+]
+
+# φ(φ(v)) == φ(v) for every input: ReLU is max(v, 0); ReLU6 and Hardtanh clamp to an
+# interval, and clamping twice is clamping once. Not idempotent: Tanh, Sigmoid, GELU, SiLU,
+# ELU, LeakyReLU (a·(a·v) != a·v for v < 0), Hardsigmoid (it maps [0, 1] to [0.5, 0.67]).
+IDEMPOTENT_ACTIVATIONS: tuple[type[nn.Module], ...] = (nn.ReLU, nn.ReLU6, nn.Hardtanh, nn.Identity)
+
+ActivationLike = type[nn.Module] | Callable[[], nn.Module] | nn.Module
+
+
+class Growth(NamedTuple):
+    """What a growth step changed: parameters to drop from the optimizer and ones to add.
+
+    Unpack it into :func:`replace_in_optimizer`: ``replace_in_optimizer(opt, *growth)``.
+    """
+
+    old: list[nn.Parameter]
+    new: list[nn.Parameter]
+
+
+def _pair(size: int | tuple[int, ...]) -> tuple[int, int]:
+    return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+
+
+def _make_activation(activation: ActivationLike) -> nn.Module:
+    module = copy.deepcopy(activation) if isinstance(activation, nn.Module) else activation()
+    if not isinstance(module, nn.Module):
+        raise TypeError(
+            f"activation must be an nn.Module class such as nn.ReLU (or an instance), "
+            f"got {activation!r}, which made {type(module).__name__}"
+        )
+    return module
+
+
+def _is_idempotent(act: nn.Module) -> bool:
+    """Known activations by type; any other one by a numerical probe on [-20, 20]."""
+    if isinstance(act, IDEMPOTENT_ACTIVATIONS):
+        return True
+    probe = torch.cat([torch.linspace(-20, 20, 801), torch.tensor([-1e3, 1e3])])
+    with torch.no_grad():
+        once = act(probe.clone())
+        twice = act(once.clone())
+    return bool(torch.allclose(once, twice, rtol=1e-5, atol=1e-6))
+
+
+def _identity_like(layer: nn.Module, kernel_size: int | tuple[int, int] | None) -> nn.Module:
+    """An out→out layer of the same kind as ``layer`` that passes its input through unchanged."""
+    factory = {"device": layer.weight.device, "dtype": layer.weight.dtype}
+    if isinstance(layer, nn.Linear):
+        new = nn.Linear(layer.out_features, layer.out_features, **factory)
+        with torch.no_grad():
+            new.weight.copy_(torch.eye(layer.out_features, **factory))
+            new.bias.zero_()
+        return new
+    if isinstance(layer, nn.Conv2d):
+        kh, kw = _pair(kernel_size or layer.kernel_size)
+        channels = layer.out_channels
+        new = nn.Conv2d(channels, channels, (kh, kw), padding=(kh // 2, kw // 2), **factory)
+        with torch.no_grad():
+            nn.init.dirac_(new.weight)
+            new.bias.zero_()
+        return new
+    raise TypeError(f"no identity layer for {type(layer).__name__}")
+
+
+def net2deeper(
+    layer: nn.Module, activation: ActivationLike = nn.ReLU, *, approximate: bool = False,
+    kernel_size: int | tuple[int, int] | None = None,
+) -> nn.Sequential:
+    """Return ``nn.Sequential(layer, activation(), new_layer)`` with ``new_layer`` = identity.
+
+    Use it where the network computes ``φ(layer(x))``: the grown part computes
+    ``φ(new_layer(φ(layer(x)))) = φ(φ(layer(x)))``, which equals ``φ(layer(x))`` when φ is
+    idempotent. ``layer`` is reused (not copied), so only ``new_layer``'s parameters are new.
+
+    - ``nn.Linear(i, o)``: ``new_layer`` is ``Linear(o, o)`` with identity weights, zero bias.
+    - ``nn.Conv2d``: ``new_layer`` is ``Conv2d(o, o, k)`` initialised with ``nn.init.dirac_``,
+      stride 1, groups 1, padding ``k // 2``; ``k`` is ``kernel_size`` or ``layer``'s kernel
+      size, and must be odd (an even kernel has no centre, so the output would shift).
+    - Accepted activations: ReLU, ReLU6, Hardtanh, Identity, and any other module that passes
+      a numerical check φ(φ(v)) = φ(v) on a probe tensor. Tanh, Sigmoid, GELU, LeakyReLU... are
+      refused unless ``approximate=True`` (then the output changes a little).
+
+    >>> torch.manual_seed(0) and None
+    >>> layer = nn.Linear(3, 4)
+    >>> before = nn.Sequential(layer, nn.ReLU())
+    >>> after = nn.Sequential(net2deeper(layer), nn.ReLU())
+    >>> x = torch.randn(5, 3)
+    >>> torch.testing.assert_close(after(x), before(x))
+    >>> after[0][2]
+    Linear(in_features=4, out_features=4, bias=True)
+    """
+    if not isinstance(layer, (nn.Linear, nn.Conv2d)):
+        raise TypeError(
+            f"net2deeper supports nn.Linear and nn.Conv2d layers, got {type(layer).__name__}"
+        )
+    act = _make_activation(activation)
+    if not approximate and not _is_idempotent(act):
+        raise ValueError(
+            f"net2deeper keeps the output unchanged only for an activation with "
+            f"φ(φ(v)) = φ(v), such as ReLU; {act} is not. Pass approximate=True to insert "
+            f"the identity layer anyway (the output will change slightly)."
+        )
+    if isinstance(layer, nn.Conv2d):
+        sizes = _pair(kernel_size or layer.kernel_size)
+        if any(k % 2 == 0 for k in sizes) and not approximate:
+            raise ValueError(
+                f"net2deeper: the new Conv2d would get kernel size {sizes} (from {layer}); an "
+                f"even kernel has no centre pixel, so a Dirac kernel shifts the image. Pass "
+                f"kernel_size=3 (or another odd size), or approximate=True."
+            )
+    return nn.Sequential(layer, act, _identity_like(layer, kernel_size))
+
+
+def _width(layer: nn.Module) -> int:
+    if isinstance(layer, nn.Linear):
+        return layer.out_features
+    if isinstance(layer, nn.Conv2d):
+        return layer.out_channels
+    raise TypeError(f"net2wider supports nn.Linear and nn.Conv2d, got {type(layer).__name__}")
+
+
+def _in_width(layer: nn.Module) -> int:
+    if isinstance(layer, nn.Linear):
+        return layer.in_features
+    if isinstance(layer, nn.Conv2d):
+        return layer.in_channels
+    raise TypeError(
+        f"net2wider supports nn.Linear and nn.Conv2d as next_layer, got {type(layer).__name__}"
+    )
+
+
+def _check_pair(layer: nn.Module, next_layer: nn.Module, new_width: int) -> int:
+    """Validate a net2wider call; return how many inputs of next_layer each unit feeds."""
+    width, next_in = _width(layer), _in_width(next_layer)
+    for module in (layer, next_layer):
+        if isinstance(module, nn.Conv2d) and module.groups != 1:
+            raise ValueError(f"net2wider does not support grouped convolutions: {module}")
+    if isinstance(layer, nn.Linear) and isinstance(next_layer, nn.Conv2d):
+        raise TypeError("net2wider: a Linear layer followed by a Conv2d is not supported")
+    per_unit = 1
+    if isinstance(layer, nn.Conv2d) and isinstance(next_layer, nn.Linear):
+        # after a flatten, channel c owns the block of H·W inputs [c·H·W, (c+1)·H·W)
+        per_unit, rest = divmod(next_in, width)
+        if rest or per_unit == 0:
+            raise ValueError(
+                f"net2wider: next_layer has in_features={next_in}, which is not a multiple of "
+                f"layer's out_channels={width}; expected channels·H·W after a flatten"
+            )
+    elif next_in != width:
+        raise ValueError(
+            f"net2wider: layer {layer} has {width} outputs but next_layer {next_layer} expects "
+            f"{next_in} inputs; pass two layers that follow each other"
+        )
+    if not isinstance(new_width, int) or new_width < width:
+        raise ValueError(
+            f"net2wider can only add units: new_width={new_width!r} is smaller than the "
+            f"current width {width} of {layer}"
+        )
+    return per_unit
+
+
+def _replace_param(module: nn.Module, name: str, value: torch.Tensor) -> None:
+    old = getattr(module, name)
+    setattr(module, name, nn.Parameter(value.detach().clone(), requires_grad=old.requires_grad))
+
+
+def net2wider(
+    layer: nn.Module, next_layer: nn.Module, new_width: int, *,
+    batchnorm: nn.modules.batchnorm._BatchNorm | None = None, noise_std: float = 0.0,
+    generator: torch.Generator | None = None,
+) -> tuple[nn.Module, ...]:
+    """Widen ``layer`` to ``new_width`` units; return ``(new_layer, new_next_layer)``.
+
+    Each new unit is a copy of an existing unit chosen at random (with ``generator``); the
+    next layer's weights reading a unit that now has ``n`` copies are divided by ``n``, so
+    the network's output is unchanged (exactly, when ``noise_std=0``). Pairs supported:
+    Linear→Linear, Conv2d→Conv2d and Conv2d→Linear after a flatten (each channel feeds H·W
+    consecutive inputs; H·W is inferred from ``next_layer.in_features``). Pass the
+    BatchNorm between the two as ``batchnorm`` to get ``(new_layer, new_next, new_bn)``: its
+    γ, β and running statistics are copied through the same mapping. The activation between
+    them must act unit by unit (ReLU, tanh, ...). The inputs are left untouched.
+    ``noise_std > 0`` adds N(0, noise_std²) to the copies' incoming weights to break their
+    symmetry; the output then changes slightly.
+
+    >>> torch.manual_seed(0) and None
+    >>> a, b = nn.Linear(3, 4), nn.Linear(4, 2)
+    >>> wide_a, wide_b = net2wider(a, b, 6)
+    >>> wide_b
+    Linear(in_features=6, out_features=2, bias=True)
+    >>> x = torch.randn(5, 3)
+    >>> torch.testing.assert_close(wide_b(torch.relu(wide_a(x))), b(torch.relu(a(x))))
+    """
+    per_unit = _check_pair(layer, next_layer, new_width)
+    width = _width(layer)
+    if batchnorm is not None and batchnorm.num_features != width:
+        raise ValueError(
+            f"net2wider: batchnorm {batchnorm} has {batchnorm.num_features} features but "
+            f"layer {layer} has {width} outputs"
+        )
+    device = layer.weight.device
+    extra = torch.randint(width, (new_width - width,), generator=generator)
+    mapping = torch.cat([torch.arange(width), extra]).to(device)  # new unit j copies mapping[j]
+    counts = torch.bincount(mapping, minlength=width).to(layer.weight.dtype)
+
+    new_layer = copy.deepcopy(layer)
+    weight = layer.weight.detach()[mapping].clone()
+    if noise_std > 0:
+        noise = torch.randn(weight[width:].shape, generator=generator) * noise_std
+        weight[width:] += noise.to(device=device, dtype=weight.dtype)
+    _replace_param(new_layer, "weight", weight)
+    if layer.bias is not None:
+        _replace_param(new_layer, "bias", layer.bias.detach()[mapping])
+
+    new_next = copy.deepcopy(next_layer)
+    columns = mapping
+    scale = 1.0 / counts[mapping]
+    if per_unit > 1:  # Conv2d→Linear: expand each channel into its block of H·W columns
+        offsets = torch.arange(per_unit, device=device)
+        columns = (mapping[:, None] * per_unit + offsets).reshape(-1)
+        scale = scale.repeat_interleave(per_unit)
+    next_weight = next_layer.weight.detach()[:, columns]
+    shape = (1, -1) + (1,) * (next_weight.dim() - 2)
+    _replace_param(new_next, "weight", next_weight * scale.reshape(shape))
+
+    if isinstance(layer, nn.Linear):
+        new_layer.out_features = new_width
+    else:
+        new_layer.out_channels = new_width
+    if isinstance(next_layer, nn.Linear):
+        new_next.in_features = new_width * per_unit
+    else:
+        new_next.in_channels = new_width
+    if batchnorm is None:
+        return new_layer, new_next
+    return new_layer, new_next, _widen_batchnorm(batchnorm, mapping)
+
+
+def _widen_batchnorm(bn: nn.modules.batchnorm._BatchNorm, mapping: torch.Tensor) -> nn.Module:
+    new_bn = copy.deepcopy(bn)
+    new_bn.num_features = len(mapping)
+    for name in ("weight", "bias"):
+        if getattr(bn, name) is not None:
+            _replace_param(new_bn, name, getattr(bn, name).detach()[mapping])
+    for name in ("running_mean", "running_var"):
+        if getattr(bn, name) is not None:
+            setattr(new_bn, name, getattr(bn, name)[mapping].clone())
+    return new_bn
+
+
+def _as_params(params: Iterable[torch.Tensor] | nn.Module) -> list[torch.Tensor]:
+    """A list of distinct tensors, in order; a module stands for its parameters."""
+    if isinstance(params, nn.Module):
+        params = params.parameters()
+    if isinstance(params, torch.Tensor):
+        raise TypeError("pass a list of parameters (or a module), not a single tensor")
+    unique: dict[int, torch.Tensor] = {}
+    for p in params:
+        unique.setdefault(id(p), p)
+    return list(unique.values())
+
+
+def _held(optimizer: torch.optim.Optimizer) -> set[int]:
+    return {id(p) for group in optimizer.param_groups for p in group["params"]}
+
+
+def add_to_optimizer(
+    optimizer: torch.optim.Optimizer, params: Iterable[torch.Tensor] | nn.Module
+) -> int:
+    """Register ``params`` as a new param group (same settings as the first group).
+
+    Parameters the optimizer already holds are skipped; returns how many were added.
+
+    >>> old, new = nn.Linear(2, 2), nn.Linear(2, 2)
+    >>> opt = torch.optim.Adam(old.parameters(), lr=0.01)
+    >>> add_to_optimizer(opt, new.parameters()), add_to_optimizer(opt, new)
+    (2, 0)
+    >>> len(opt.param_groups), opt.param_groups[1]["lr"]
+    (2, 0.01)
+    """
+    held = _held(optimizer)
+    fresh = [p for p in _as_params(params) if id(p) not in held]
+    if fresh:
+        settings = {k: v for k, v in optimizer.param_groups[0].items() if k != "params"}
+        optimizer.add_param_group({**settings, "params": fresh})
+    return len(fresh)
+
+
+def replace_in_optimizer(
+    optimizer: torch.optim.Optimizer, old_params: Iterable[torch.Tensor] | nn.Module,
+    new_params: Iterable[torch.Tensor] | nn.Module,
+) -> int:
+    """Drop ``old_params`` and their state (e.g. Adam's moments); add ``new_params``.
+
+    The new parameters join the group that held the first old one (so they keep its
+    learning rate), or a new group when none was held. Returns how many were added.
+
+    >>> old, new = nn.Linear(2, 2), nn.Linear(2, 3)
+    >>> opt = torch.optim.Adam(old.parameters())
+    >>> old(torch.ones(1, 2)).sum().backward(); opt.step()
+    >>> replace_in_optimizer(opt, old, new)
+    2
+    >>> [tuple(p.shape) for p in opt.param_groups[0]["params"]], len(opt.state)
+    ([(3, 2), (3,)], 0)
+    """
+    stale = {id(p) for p in _as_params(old_params)}
+    target = None
+    for group in optimizer.param_groups:
+        if target is None and any(id(p) in stale for p in group["params"]):
+            target = group
+        for p in group["params"]:
+            if id(p) in stale:
+                optimizer.state.pop(p, None)
+        group["params"] = [p for p in group["params"] if id(p) not in stale]
+    if target is None:
+        return add_to_optimizer(optimizer, new_params)
+    held = _held(optimizer)
+    fresh = [p for p in _as_params(new_params) if id(p) not in held]
+    target["params"].extend(fresh)
+    return len(fresh)
+
+
+class GrowingMLP(nn.Module):
+    """A ReLU MLP ``in → hidden[0] → ... → hidden[-1] → out`` that can grow in place.
+
+    ``deepen(position)`` inserts an identity layer after hidden layer ``position``;
+    ``widen(index, new_width)`` widens hidden layer ``index`` (Net2WiderNet). Both keep the
+    output unchanged and return a :class:`Growth` (the parameters removed and added); pass
+    ``optimizer=`` to have it updated for you.
+
+    >>> torch.manual_seed(0) and None
+    >>> model = GrowingMLP(4, [8], 3)
+    >>> x = torch.randn(2, 4); before = model(x)
+    >>> growth = model.deepen(0); growth = model.widen(1, 12)
+    >>> model.widths
+    [8, 12]
+    >>> torch.testing.assert_close(model(x), before)
+    """
+
+    def __init__(self, in_features: int, hidden: list[int], out_features: int) -> None:
+        super().__init__()
+        sizes = [in_features, *hidden, out_features]
+        if not all(isinstance(n, int) and n > 0 for n in sizes):
+            raise ValueError(f"GrowingMLP: sizes must be positive ints, got {sizes}")
+        self.layers = nn.ModuleList(nn.Linear(sizes[i], sizes[i + 1]) for i in range(len(sizes) - 1))
+        self.activation = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers[:-1]:
+            x = self.activation(layer(x))
+        return self.layers[-1](x)
+
+    @property
+    def widths(self) -> list[int]:
+        """The widths of the hidden layers."""
+        return [layer.out_features for layer in self.layers[:-1]]
+
+    def _hidden_index(self, index: int, what: str) -> int:
+        n = len(self.layers) - 1
+        if not -n <= index < n:
+            raise IndexError(
+                f"{what}: hidden layer {index} does not exist; the hidden widths are {self.widths}"
+            )
+        return index % n
+
+    def deepen(self, position: int, *, optimizer: torch.optim.Optimizer | None = None) -> Growth:
+        """Insert an identity ``Linear(w, w)`` (+ ReLU) after hidden layer ``position``."""
+        position = self._hidden_index(position, "deepen")
+        new_layer = net2deeper(self.layers[position], self.activation)[-1]
+        self.layers.insert(position + 1, new_layer)
+        return self._report(Growth([], list(new_layer.parameters())), optimizer)
+
+    def widen(
+        self, index: int, new_width: int, *, noise_std: float = 0.0,
+        generator: torch.Generator | None = None, optimizer: torch.optim.Optimizer | None = None,
+    ) -> Growth:
+        """Widen hidden layer ``index`` to ``new_width`` units (and the layer after it)."""
+        index = self._hidden_index(index, "widen")
+        layer, after = self.layers[index], self.layers[index + 1]
+        new_layer, new_after = net2wider(
+            layer, after, new_width, noise_std=noise_std, generator=generator
+        )
+        self.layers[index], self.layers[index + 1] = new_layer, new_after
+        growth = Growth([*layer.parameters(), *after.parameters()],
+                        [*new_layer.parameters(), *new_after.parameters()])
+        return self._report(growth, optimizer)
+
+    @staticmethod
+    def _report(growth: Growth, optimizer: torch.optim.Optimizer | None) -> Growth:
+        if optimizer is not None:
+            replace_in_optimizer(optimizer, growth.old, growth.new)
+        return growth
+
+    def extra_repr(self) -> str:
+        sizes = [self.layers[0].in_features, *self.widths, self.layers[-1].out_features]
+        return "sizes=" + " → ".join(map(str, sizes))
