@@ -38,7 +38,7 @@ lab: $(STAMP)
 
 test: $(STAMP) browser-deps
 	$(BIN)/ruff check .
-	$(DET) $(BIN)/python -m pytest -n $(JOBS) --dist loadscope --nbval-kernel-name $(KERNEL) $(PYTEST_ARGS)
+	$(DET) $(BIN)/python -m pytest -n $(JOBS) --dist loadscope -rs --nbval-kernel-name $(KERNEL) $(PYTEST_ARGS)
 
 # tests/test_browser.py drives JupyterLab in Debian's Chromium (never a downloaded browser).
 # Installed here when missing and we are root; otherwise that test is skipped, and we say so loudly.

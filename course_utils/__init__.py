@@ -23,7 +23,7 @@ _PUBLIC: dict[str, tuple[str, ...]] = {
     "inspection": (
         "count_params", "param_table", "layer_table", "trace_shapes", "flops",
         "param_bytes", "training_bytes", "LayerTable", "LayerRow", "ParamTable",
-        "ForwardPassError", "LazyModuleError",
+        "ForwardPassError", "ShapeMismatchError", "LazyModuleError",
     ),
     "formulas": (
         "linear_params", "conv2d_params", "lstm_params", "conv2d_output_size",
@@ -35,16 +35,20 @@ _PUBLIC: dict[str, tuple[str, ...]] = {
         "make_linear_task", "make_moons_task", "train_val_split", "make_loaders",
         "load_digits_tensors", "digits_loaders", "DigitsSplits",
     ),
-    "training": ("fit", "History", "evaluate", "LossShapeError"),
+    "training": (
+        "fit", "History", "evaluate", "LossShapeError", "TrainingDivergedError",
+        "grad_norms_per_layer", "check_loss_inputs", "summarise_runs", "RunsTable", "RunStats",
+    ),
     "plots": (
         "plot_learning_curves", "plot_decision_boundary", "plot_grad_norms",
         "plot_params_vs_metric", "plot_feature_maps", "plot_params_per_layer", "PALETTE",
     ),
-    "diagrams": ("draw_network",),
-    "widgets": ("param_explorer",),
-    "compare": ("compare_models", "ComparisonTable"),
+    "diagrams": ("draw_network", "network_widths"),
+    "widgets": ("param_explorer", "explorer_summary", "ExplorerSummary", "format_bytes"),
+    "compare": ("compare_models", "ComparisonTable", "ComparisonRow"),
     "growth": (
         "net2deeper", "net2wider", "add_to_optimizer", "replace_in_optimizer", "GrowingMLP",
+        "Growth",
     ),
 }
 

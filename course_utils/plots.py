@@ -23,6 +23,7 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.colors import LinearSegmentedColormap, ListedColormap
 from matplotlib.figure import Figure
+from matplotlib.ticker import EngFormatter
 from torch import Tensor, nn
 
 from course_utils.training import History
@@ -330,6 +331,7 @@ def plot_params_per_layer(
         ax.set_xlabel("parameters (log scale)")
     else:
         ax.set_xlabel("parameters")
+        ax.xaxis.set_major_formatter(EngFormatter(sep=""))  # 200k, not 200000
     ax.set_ylabel("layer")
     ax.set_title(title or f"Parameters per layer ({sum(counts):,} in total)")
     return ax

@@ -179,7 +179,8 @@ def _build_widget(widgets: Any, settings: dict[str, int], activation: str) -> An
     style = {"description_width": "7em"}
     sliders = {
         key: widgets.IntSlider(value=settings[key], min=low, max=max(high, settings[key]),
-                               description=text, style=style, continuous_update=True)
+                               description=text, style=style, continuous_update=True,
+                               layout=widgets.Layout(width="32em"))
         for key, (text, low, high) in _SLIDERS.items()
     }
     choices = ACTIVATIONS if activation in ACTIVATIONS else (activation, *ACTIVATIONS)

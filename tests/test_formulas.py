@@ -21,7 +21,7 @@ def numel(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-@pytest.mark.parametrize("i,o,bias", itertools.product([1, 7, 64], [1, 5, 33], [True, False]))
+@pytest.mark.parametrize("i,o,bias", list(itertools.product([1, 7, 64], [1, 5, 33], [True, False])))
 def test_linear(i: int, o: int, bias: bool) -> None:
     assert linear_params(i, o, bias) == numel(nn.Linear(i, o, bias=bias))
 
