@@ -25,6 +25,7 @@ from pathlib import Path
 import nbformat
 
 from course_utils.grading import notebook_format as fmt
+from course_utils.grading import shard
 from course_utils.grading.build import ROOT, build_exercise
 from course_utils.grading.kernel import DEFAULT_MEMORY_MB, CellRun, GradingKernel
 from course_utils.grading.report import write_reports
@@ -296,6 +297,9 @@ def grade_submissions(submissions: Path, out: Path, *, solutions: Path = ROOT / 
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["merge"]:  # grade merge OUT_1 ... OUT_N --out MERGED (see shard.py)
+        return shard.merge_main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m course_utils grade", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("submissions", type=Path, help="one folder per learner")
@@ -306,13 +310,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds per cell (a cell's metadata.course_utils.timeout wins)")
     parser.add_argument("--memory-mb", type=int, default=DEFAULT_MEMORY_MB,
                         help="address-space limit per kernel in MB (0: none)")
+    parser.add_argument("--shard", type=shard.shard_argument, metavar="I/N",
+                        help="grade only shard I of N (1-based) of the learners; then `grade merge`")
     args = parser.parse_args(argv)
     if not args.submissions.is_dir():
         print(f"{args.submissions}: not a folder of learner folders", file=sys.stderr)
         return 2
-    results = grade_submissions(args.submissions, args.out, solutions=args.solutions,
-                                jobs=args.jobs, timeout=args.timeout,
-                                memory_mb=args.memory_mb, progress=True)
+    with shard.sharded(args) as submissions:  # without --shard: args.submissions itself
+        results = grade_submissions(submissions, args.out, solutions=args.solutions,
+                                    jobs=args.jobs, timeout=args.timeout,
+                                    memory_mb=args.memory_mb, progress=True)
     statuses = [r.status for r in results]
     print(f"{len(results)} notebook(s): " + ", ".join(
         f"{statuses.count(s)} {s}" for s in ("graded", "unreadable", "unknown_notebook")))
