@@ -11,6 +11,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "build": ("course_utils.grading.build", "generate exercises/ from solutions/"),
     "check": ("course_utils.grading.check", "run one exercise notebook and show its score"),
     "grade": ("course_utils.grading.grade", "grade a folder of submissions into a gradebook"),
+    "report": ("course_utils.grading.instructor_report", "instructor report (plots) of a gradebook"),
     "regenerate": ("course_utils.notebooks", "re-execute and save notebooks (make notebooks)"),
     "bench": ("course_utils.bench", "time and measure every notebook (make bench)"),
 }

@@ -41,7 +41,7 @@ import nbformat
 
 __all__ = [
     "MANIFEST", "SCHEME", "ShardError", "Shard", "shard_of", "learner_folders",
-    "solutions_digest", "sharded", "merge_outputs", "merge_main",
+    "solutions_digest", "sharded", "merge_outputs", "merge_main", "write_atomically",
 ]
 
 MANIFEST = "shard.json"
@@ -312,11 +312,23 @@ def merge_outputs(outputs: list[Path], out: Path) -> list[str]:
             if child.is_dir():
                 _copy_tree(child, out / child.name, origin)
     rows = sorted((row for p in parts for row in p.rows), key=lambda row: (row[0], row[1]))
-    with tempfile.NamedTemporaryFile("w", dir=out, prefix=".grades-", suffix=".csv",
-                                     encoding="utf-8", newline="", delete=False) as handle:
-        handle.write(_csv_text(parts[0].header, rows))
-    os.replace(handle.name, out / GRADEBOOK)
+    write_atomically(out / GRADEBOOK, _csv_text(parts[0].header, rows))
     return warnings
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path``, then rename it over ``path``: a
+    reader sees the old file or the new one, never half of it. Permissions follow the umask,
+    as for any new file.
+    """
+    path = Path(path)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}-",
+                                     encoding="utf-8", newline="", delete=False) as handle:
+        handle.write(text)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(handle.name, 0o666 & ~umask)
+    os.replace(handle.name, path)
 
 
 def merge_main(argv: list[str]) -> int:
