@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -203,12 +204,10 @@ def test_grade_merge_on_the_command_line_reports_a_refusal(
 # ---------------------------------------------------------------- end to end, with kernels
 
 
-def _write(folder: Path, nb: nbformat.NotebookNode | bytes, name: str = NB01) -> None:
+def _put(folder: Path, data: bytes | nbformat.NotebookNode, name: str = NB01) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    if isinstance(nb, bytes):
-        (folder / name).write_bytes(nb)
-    else:
-        nbformat.write(nb, folder / name)
+    text = data if isinstance(data, bytes) else nbformat.writes(data).encode("utf-8")
+    (folder / name).write_bytes(text)
 
 
 def _tree(root: Path) -> dict[str, bytes]:
@@ -231,11 +230,11 @@ def graded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     for cell in partial.cells:
         if fmt.grade_id(cell) == "q1_answer":
             cell.source = next(c.source for c in solution.cells if fmt.grade_id(c) == "q1_answer")
-    _write(subs / "ada", solution)
-    _write(subs / "grace", exercise)
-    _write(subs / "grace", b"{}", "01_layers_of_a_model (1).ipynb")  # unknown_notebook
-    _write(subs / "barbara", b'{"cells": [')  # unreadable
-    _write(subs / "alan", partial)
+    _put(subs / "ada", solution)
+    _put(subs / "grace", exercise)
+    _put(subs / "grace", b"{}", "01_layers_of_a_model (1).ipynb")  # unknown_notebook
+    _put(subs / "barbara", b'{"cells": [')  # unreadable
+    _put(subs / "alan", partial)
     before = _tree(subs)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     outs = {"single": root / "single", **{f"shard{i}": root / f"shard{i}" for i in (1, 2, 3)}}
@@ -270,6 +269,9 @@ def test_three_merged_shards_are_the_single_run(graded: dict[str, Path]) -> None
     single, merged = _tree(graded["single"]), _tree(graded["merged"])
     assert sorted(merged) == sorted(single)
     assert merged["grades.csv"] == single["grades.csv"]
+    modes = {name: stat.S_IMODE((graded[name] / "grades.csv").stat().st_mode)
+             for name in ("single", "merged")}
+    assert modes["merged"] == modes["single"], modes  # the atomic write keeps the usual mode
     rows = list(csv.DictReader(single["grades.csv"].decode().splitlines()))
     assert {(r["student_id"], r["status"]) for r in rows} == {
         ("ada", "graded"), ("alan", "graded"), ("barbara", "unreadable"),

@@ -326,7 +326,7 @@ color:#1a1a1a;line-height:1.45}table{border-collapse:collapse;width:100%;margin:
 td,th{border:1px solid #ccc;padding:.35rem;vertical-align:top;text-align:left}
 pre{background:#f5f5f5;padding:.4rem;margin:0;white-space:pre-wrap;word-break:break-word}
 .figures{display:flex;flex-wrap:wrap;gap:1rem;align-items:flex-start}.figures img{max-width:100%;height:auto}
-.muted{color:#555}
+.muted{color:#555}.failures td:nth-child(3){width:55%}
 """
 
 
@@ -385,8 +385,8 @@ def _notebook_html(rows: list[Row], notebook: str, questions: dict[str, Counter]
         any_failure = True
         failed = sum(counts.values()) - counts["pass"]
         parts.append(f"<h4>{_e(gid)}: {failed} of {sum(counts.values())} did not pass</h4>")
-        parts.append("<table><tr><th>learners</th><th>result</th><th>message (most common "
-                     "wording)</th><th>who</th></tr>")
+        parts.append('<table class="failures"><tr><th>learners</th><th>result</th>'
+                     "<th>message (most common wording)</th><th>who</th></tr>")
         for g in groups:
             variants = (f'<div class="muted">{g.variants} wordings that differ only in '
                         "numbers or spacing</div>") if g.variants > 1 else ""
