@@ -193,6 +193,19 @@ def test_unsharded_outputs_and_a_used_target_are_refused(fake: tuple[Path, list[
         merge_outputs(outs, tmp_path / "used")
 
 
+def test_a_shard_whose_grading_failed_has_no_record(fake: tuple[Path, list[Path]],
+                                                   tmp_path: Path) -> None:
+    subs, _ = fake
+    out = _fake_shard(subs, tmp_path / "again", 2, 3)  # an earlier, finished run
+    args = argparse.Namespace(submissions=subs, out=out, shard=Shard(2, 3), solutions=SOLUTIONS,
+                              jobs=1, timeout=60, memory_mb=2048)
+    with pytest.raises(RuntimeError), shard.sharded(args):
+        raise RuntimeError("the machine went away while grading")
+    assert not (out / "shard.json").exists()
+    with pytest.raises(ShardError, match="no shard.json"):
+        merge_outputs([out], tmp_path / "m")
+
+
 def test_grade_merge_on_the_command_line_reports_a_refusal(
         fake: tuple[Path, list[Path]], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     _, outs = fake

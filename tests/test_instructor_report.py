@@ -132,6 +132,15 @@ def test_unknown_statuses_and_fields_are_kept_and_a_broken_file_is_reported(
     assert mallory.notes[1] == '{"kind": "extra", "n": 1}'
 
 
+def test_a_gradebook_that_is_not_csv_is_reported_not_fatal(tmp_path: Path) -> None:
+    huge = "x" * (csv.field_size_limit() + 1)  # the csv module refuses such a field
+    (tmp_path / "grades.csv").write_text("student_id,notebook,status\nada,a.ipynb,graded\n"
+                                         f"bob,b.ipynb,{huge}\n")
+    rows, problems = ir.load_output(tmp_path)
+    assert [r.student_id for r in rows] == ["ada"]
+    assert problems and problems[0].startswith("grades.csv could not be read to the end")
+
+
 def test_learners_who_need_a_look(made_up: Path) -> None:
     rows, _ = ir.load_output(made_up)
     flagged = {(row.student_id, row.notebook): reasons for row, reasons in ir.attention(rows)}

@@ -119,18 +119,21 @@ def load_output(out: Path) -> tuple[list[Row], list[str]]:
     rows: dict[tuple[str, str], Row] = {}
     gradebook = out / "grades.csv"
     if gradebook.is_file():
-        with open(gradebook, encoding="utf-8", errors="replace", newline="") as handle:
-            for line, record in enumerate(csv.DictReader(handle), start=2):
-                student, notebook = record.get("student_id"), record.get("notebook")
-                if not student or not notebook:
-                    problems.append(f"grades.csv line {line}: no student_id or notebook")
-                    continue
-                rows[student, notebook] = Row(student, notebook, record.get("status") or "unknown",
-                                              _float(record.get("score")),
-                                              _float(record.get("max_score")))
+        try:
+            with open(gradebook, encoding="utf-8", errors="replace", newline="") as handle:
+                for line, record in enumerate(csv.DictReader(handle), start=2):
+                    student, notebook = record.get("student_id"), record.get("notebook")
+                    if not student or not notebook:
+                        problems.append(f"grades.csv line {line}: no student_id or notebook")
+                        continue
+                    rows[student, notebook] = Row(
+                        student, notebook, record.get("status") or "unknown",
+                        _float(record.get("score")), _float(record.get("max_score")))
+        except (OSError, csv.Error) as error:
+            problems.append(f"grades.csv could not be read to the end: {error}")
     else:
         problems.append("grades.csv is missing; the report uses the results/ files only")
-    for path in sorted((out / "results").glob("*/*.json")):
+    for path in sorted((out / "results").rglob("*.json")):
         name = path.relative_to(out).as_posix()
         try:
             record = json.loads(path.read_text(encoding="utf-8"))

@@ -147,19 +147,20 @@ def sharded(args: argparse.Namespace) -> Iterator[Path]:
         yield args.submissions
         return
     owned = [p for p in learner_folders(args.submissions) if shard.owns(p.name)]
-    with tempfile.TemporaryDirectory(prefix=f"course-shard-{shard.index}-of-{shard.count}-") as tmp:
-        for folder in owned:
-            shutil.copytree(folder, Path(tmp) / folder.name, symlinks=True)
-        yield Path(tmp)
     record = {
         "shard": shard.index, "of": shard.count, "scheme": SCHEME,
         "students": [p.name for p in owned],
         "solutions_sha256": solutions_digest(args.solutions),
         "options": _options(args),
     }
-    Path(args.out).mkdir(parents=True, exist_ok=True)
-    (Path(args.out) / MANIFEST).write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n",
-                                           encoding="utf-8")
+    manifest = Path(args.out) / MANIFEST
+    manifest.unlink(missing_ok=True)  # until this run succeeds, merge refuses the folder
+    with tempfile.TemporaryDirectory(prefix=f"course-shard-{shard.index}-of-{shard.count}-") as tmp:
+        for folder in owned:
+            shutil.copytree(folder, Path(tmp) / folder.name, symlinks=True)
+        yield Path(tmp)
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(manifest, json.dumps(record, indent=1, ensure_ascii=False) + "\n")
     print(f"shard {shard}: {len(owned)} learner(s); merge with `python -m course_utils grade "
           f"merge OUT_1 ... OUT_{shard.count} --out MERGED`")
 
