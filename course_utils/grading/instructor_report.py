@@ -46,7 +46,8 @@ from course_utils.plots import PALETTE
 
 __all__ = [
     "Row", "FailureGroup", "load_output", "normalise_message", "group_failures",
-    "attention", "not_submitted", "pass_rates", "report_html", "write_report", "main",
+    "attention", "not_submitted", "pass_rates", "pass_rate_figure", "score_figure", "report_html",
+    "write_report", "main",
 ]
 
 #: Test statuses drawn as their own colour; any other status is drawn as "other".
