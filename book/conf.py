@@ -30,7 +30,7 @@ WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 project = "How to size a neural network"
 author = "the course's contributors"
 root_doc = "index"
-extensions = ["myst_nb"]
+extensions = ["myst_nb", "sphinx.ext.githubpages"]  # the latter writes .nojekyll
 exclude_patterns = ["_build", "**.ipynb_checkpoints"]
 
 # Show what the tests checked: the committed outputs, never a fresh run.

@@ -414,6 +414,12 @@ def test_lesson_page_in_chromium(visit: Visit, lesson: Path) -> None:
     first_line = "".join(committed["cells"][0]["source"]).splitlines()[0].lstrip("# ")
     assert title.replace("¶", "").strip() == re.sub(r"`", "", first_line).strip(), (title, first_line)
 
+    position = LESSONS.index(lesson)
+    expected_next = LESSONS[position + 1].stem + ".html" if position + 1 < len(LESSONS) else None
+    following = page.locator("a.right-next")
+    assert (following.get_attribute("href") if following.count() else None) == expected_next, (
+        f"{path}: the 'next' link should lead to {expected_next}")
+
     images = page.evaluate(IMAGES_JS)
     broken = [i["src"] for i in images if not i["loaded"]]
     assert not broken, f"{path}: images that did not load: {broken}"
