@@ -53,6 +53,7 @@ from tests.browser_support import (
     kill_all,
     launch_chromium,
 )
+from tests.test_environment import _norm, requirement_pins
 
 ROOT = Path(__file__).resolve().parents[1]
 SITE = ROOT / "_build" / "html"
@@ -252,28 +253,16 @@ def fetch(url: str) -> tuple[int, bytes]:
         return error.code, b""
 
 
-def book_pins() -> dict[str, str]:
-    """requirements-book.txt as {normalised name: version}; every line must be an exact pin."""
-    pins = {}
-    for line in (ROOT / "requirements-book.txt").read_text().splitlines():
-        line = line.split("#")[0].strip()
-        if line:
-            name, sep, version = line.partition("==")
-            assert sep and version, f"requirements-book.txt: {line!r} is not an exact pin"
-            pins[re.sub(r"[-_.]+", "-", name).lower()] = version
-    return pins
-
-
 @needs_build
 def test_book_environment_has_the_pinned_versions(site: Path) -> None:
-    pins = book_pins()
+    pins = requirement_pins(ROOT / "requirements-book.txt")
     assert {"sphinx", "myst-nb", "sphinx-book-theme"} <= set(pins), pins
     python = ROOT / ".venv-book" / "bin" / "python"
     listed = subprocess.run(
         [str(python), "-c", "import importlib.metadata as m, json; print(json.dumps("
          "{d.metadata['Name']: d.version for d in m.distributions()}))"],
         capture_output=True, text=True, timeout=120, check=True).stdout
-    installed = {re.sub(r"[-_.]+", "-", k).lower(): v for k, v in json.loads(listed).items()}
+    installed = {_norm(k): v for k, v in json.loads(listed).items()}
     wrong = {n: (v, installed.get(n)) for n, v in pins.items() if installed.get(n) != v}
     assert not wrong, f".venv-book differs from requirements-book.txt (pinned, installed): {wrong}"
     assert "torch" not in installed, "the website's builder must not need the course's kernel"
@@ -358,19 +347,16 @@ def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     watch = ProcessWatch()
-    driver = sync_playwright().start()
-    try:
+    with sync_playwright() as driver:
         chromium = launch_chromium(driver, extra_env=watch.env)
         try:
             yield chromium
         finally:
             watch.snapshot()
             chromium.close()
-    finally:
-        driver.stop()
-        survivors = watch.survivors()
-        kill_all(survivors)
-        assert not survivors, f"processes left behind by Chromium (now killed):\n{describe(survivors)}"
+    survivors = watch.survivors()
+    kill_all(survivors)
+    assert not survivors, f"processes left behind by Chromium (now killed):\n{describe(survivors)}"
 
 
 class Visit:
