@@ -180,7 +180,7 @@ def copy_downloads(app: Any, exception: Exception | None) -> None:
 
 def copy_mathjax(target: Path) -> None:
     """MathJax 3's TeX-to-HTML bundle with its fonts and on-demand TeX extensions (about
-    4 MB of the wheel's 24 MB)."""
+    3 MB of the wheel's 24 MB)."""
     spec = importlib.util.find_spec("sphinx-mathjax-offline")
     if spec is None or spec.origin is None:
         raise RuntimeError("sphinx-mathjax-offline is missing: install requirements-book.txt")

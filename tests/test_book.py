@@ -61,7 +61,6 @@ SCREENSHOTS = ROOT / "test-output" / "book"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 IMAGE_MIMES = ("image/png", "image/jpeg", "image/svg+xml", "image/gif")
 MISSING_CHROMIUM = chromium_missing_reason()
-BUILD_S = 120  # the budget of make book; the build itself takes seconds
 PAGE_S = 30  # one page to load on a busy machine
 
 
