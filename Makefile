@@ -13,7 +13,7 @@ JOBS   ?= 2
 # Deterministic, thread-count-independent runs for tests, regeneration and benchmarks.
 DET    := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONHASHSEED=0
 
-.PHONY: help lab test lint unit notebooks exercises bench doctor clean browser-deps
+.PHONY: help lab test lint unit notebooks exercises bench doctor clean browser-deps book
 
 help:
 	@echo "make lab        open the course in JupyterLab (creates .venv when missing)"
@@ -22,6 +22,7 @@ help:
 	@echo "make exercises  regenerate exercises/ from solutions/"
 	@echo "make bench      time and measure every notebook (not part of make test)"
 	@echo "make doctor     check the environment"
+	@echo "make book       build the course website into _build/html (creates .venv-book when missing)"
 
 # The virtual environment: rebuilt only when requirements.txt or pyproject.toml change.
 $(STAMP): requirements.txt pyproject.toml
@@ -78,5 +79,17 @@ bench: $(STAMP)
 doctor: $(STAMP)
 	$(BIN)/python -m course_utils doctor
 
+# The course as a static website (Sphinx + MyST-NB), in its own environment so that learners
+# who only run make lab never install it. Executes nothing: it shows the committed outputs.
+BOOK_VENV  := .venv-book
+BOOK_STAMP := $(BOOK_VENV)/.installed
+$(BOOK_STAMP): requirements-book.txt
+	@test -x $(BOOK_VENV)/bin/python || $(PYTHON) -m venv $(BOOK_VENV)
+	$(BOOK_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-book.txt
+	@touch $(BOOK_STAMP)
+
+book: $(BOOK_STAMP)
+	$(BOOK_VENV)/bin/python book/build.py
+
 clean:
-	rm -rf $(VENV) test-output results .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(BOOK_VENV) _build test-output results .pytest_cache .ruff_cache

@@ -245,7 +245,10 @@ class ProcessWatch:
                 try:
                     self.cmdlines[proc.pid] = proc.cmdline()
                 except psutil.Error:
-                    self.cmdlines[proc.pid] = [proc.name()]
+                    try:
+                        self.cmdlines[proc.pid] = [proc.name()]
+                    except psutil.Error:  # it exited between the listing and now
+                        self.cmdlines[proc.pid] = []
 
     def survivors(self, grace: float = 5) -> list[psutil.Process]:
         """Processes still alive after ``grace`` seconds for them to finish exiting."""

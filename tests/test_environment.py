@@ -14,13 +14,13 @@ def _norm(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def requirement_pins() -> dict[str, str]:
+def requirement_pins(path: Path = ROOT / "requirements.txt") -> dict[str, str]:
     pins = {}
-    for line in (ROOT / "requirements.txt").read_text().splitlines():
+    for line in path.read_text().splitlines():
         line = line.split("#")[0].strip()
         if line:
             name, _, version = line.partition("==")
-            assert version, f"requirements.txt: {line!r} is not an exact pin (name==version)"
+            assert version, f"{path.name}: {line!r} is not an exact pin (name==version)"
             pins[_norm(name)] = version
     return pins
 
