@@ -42,8 +42,9 @@ def test_every_check_yourself_question_has_an_answer(path: Path) -> None:
                if c.cell_type == "markdown" and "## Check yourself" in c.source]
     questions = re.findall(r"^(\d+)\. ", cells[where].source.split("## Check yourself")[1],
                            re.MULTILINE)
-    answers = cells[where + 1]
-    assert answers.cell_type == "markdown", f"{path.name}: no answers cell after Check yourself"
+    answers = cells[where + 1] if where + 1 < len(cells) else None
+    assert answers is not None and answers.cell_type == "markdown", (
+        f"{path.name}: no answers cell after Check yourself")
     found = re.findall(r"<details><summary>Answer (\d+)</summary>", answers.source)
     assert found == questions and len(questions) >= 3, (
         f"{path.name}: questions {questions} but answers {found}")
