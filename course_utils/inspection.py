@@ -466,7 +466,10 @@ def layer_table(
     depth: int | None = None,
     dtype: torch.dtype = torch.float32,
 ) -> LayerTable:
-    """A per-layer table from one forward pass on the meta device (nothing is allocated).
+    """A per-layer table from one forward pass on a meta copy of the model (no data allocated).
+
+    Like :func:`trace_shapes`, it falls back to a real copy fed with zeros when an
+    operation has no meta implementation.
 
     ``input_size`` includes the batch dimension, e.g. ``(1, 3, 28, 28)``; for integer
     inputs (token ids) pass ``dtype=torch.long`` or ``input_data``. ``depth`` limits how
@@ -519,8 +522,12 @@ def layer_table(
 def trace_shapes(model: nn.Module, *inputs: Any) -> LayerTable:
     """The shape entering and leaving every leaf layer, for the given example inputs.
 
-    Runs on a meta replica, so ``inputs`` may be real tensors (only their shapes and
-    dtypes matter) and the model is not touched.
+    Runs one forward pass, with a hook on every module, on a copy of the model on the
+    meta device: ``inputs`` may be real tensors (only their shapes and dtypes matter),
+    no numbers are computed and the model is not touched. If an operation has no meta
+    implementation, it falls back to a real copy on the model's device fed with zeros
+    (that pass does compute and allocate). A failing layer raises
+    :class:`ForwardPassError` naming it.
 
     >>> cnn = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.MaxPool2d(2), nn.Flatten())
     >>> [(r.name, r.output_shape) for r in trace_shapes(cnn, torch.zeros(1, 3, 28, 28)).rows]

@@ -68,26 +68,37 @@ def _stack(histories: list[History], key: str) -> np.ndarray:
     return out
 
 
+def _colour(label: str, index: int, colors: Mapping[str, str] | None) -> str:
+    """The colour ``colors`` gives ``label``, else the palette's ``index``-th colour."""
+    if colors is not None and label in colors:
+        return colors[label]
+    return PALETTE[index % len(PALETTE)]
+
+
 def plot_learning_curves(
     runs, *, metric: str = "loss", ax: Axes | None = None, title: str | None = None,
-    events: Sequence[tuple[int, str]] | None = None,
+    events: Sequence[tuple[int, str]] | None = None, colors: Mapping[str, str] | None = None,
 ) -> Axes:
     """Training (dashed) and validation (solid) loss or accuracy per epoch.
 
     ``runs``: a History; a list of Histories of one model over several seeds (drawn as
     the mean with a shaded min–max band); or ``{label: History or list}`` for several
     models. ``events`` (default: the Histories' own ``.events``) become labelled
-    vertical lines.
+    vertical lines. ``colors`` (``{label: colour}``) keeps one colour per model across
+    several figures; labels it does not name take the palette in order.
 
     >>> h = History(train_loss=[0.7, 0.4], val_loss=[0.8, 0.5])
     >>> plot_learning_curves({"tiny": [h, h]}).get_ylabel()
     'loss'
+    >>> ax = plot_learning_curves({"deep": h}, colors={"deep": PALETTE[1]})
+    >>> ax.get_lines()[0].get_color() == PALETTE[1]
+    True
     """
     if metric not in ("loss", "acc"):
         raise ValueError(f"metric must be 'loss' or 'acc', got {metric!r}")
     ax, runs, scale = _axes(ax), _as_runs(runs), 100 if metric == "acc" else 1
     for i, (label, histories) in enumerate(runs.items()):
-        colour = PALETTE[i % len(PALETTE)]
+        colour = _colour(label, i, colors)
         seeds = f" ({len(histories)} seeds)" if len(histories) > 1 else ""
         for split, style in (("train", "--"), ("val", "-")):
             values = _stack(histories, f"{split}_{metric}") * scale
@@ -121,17 +132,20 @@ def _binary_cmap() -> LinearSegmentedColormap:
 
 def plot_decision_boundary(
     model: nn.Module, X: Tensor, y: Tensor, *, ax: Axes | None = None,
-    title: str | None = None, resolution: int = 200,
+    title: str | None = None, resolution: int = 200, colorbar: bool = True,
 ) -> Axes:
     """The model's predicted class over the plane of two features, with the data on top.
 
     One output column is read as a logit: the shading is the predicted probability of
-    class 1 and the black line is where it crosses 0.5. Several columns: argmax regions.
+    class 1 (explained by a colourbar unless ``colorbar=False``) and the black line is
+    where it crosses 0.5. Several columns: argmax regions.
 
     >>> model = nn.Linear(2, 1)
     >>> ax = plot_decision_boundary(model, torch.randn(20, 2), torch.ones(20, 1))
     >>> ax.get_xlabel(), ax.get_ylabel()
     ('feature x₀', 'feature x₁')
+    >>> len(ax.figure.axes)  # the plot and its colourbar
+    2
     """
     if X.ndim != 2 or X.shape[1] != 2:
         raise ValueError(f"plot_decision_boundary needs 2 features per point, got X of shape "
@@ -154,8 +168,11 @@ def plot_decision_boundary(
         model.train(was_training)
     if out.ndim == 1 or out.shape[1] == 1:
         prob = torch.sigmoid(out.reshape(-1)).numpy().reshape(grid_x.shape)
-        ax.contourf(grid_x, grid_y, prob, levels=np.linspace(0, 1, 11), cmap=_binary_cmap(),
-                    alpha=0.6)
+        shading = ax.contourf(grid_x, grid_y, prob, levels=np.linspace(0, 1, 11),
+                              cmap=_binary_cmap(), alpha=0.6)
+        if colorbar:
+            bar = ax.figure.colorbar(shading, ax=ax, ticks=np.linspace(0, 1, 6), shrink=0.85)
+            bar.set_label("predicted probability of class 1")
         ax.contour(grid_x, grid_y, prob, levels=[0.5], colors="black", linewidths=1.5)
     else:
         classes = out.argmax(1).numpy().reshape(grid_x.shape)
@@ -189,11 +206,14 @@ def _norm_series(norms: Mapping) -> dict[str, tuple[list[str], list[float]]]:
 def plot_grad_norms(
     norms: Mapping[str, Sequence[float] | Mapping[str, float] | float], *,
     ax: Axes | None = None, log: bool = True, title: str | None = None,
+    colors: Mapping[str, str] | None = None,
 ) -> Axes:
     """Weight-gradient norm per layer, input side on the left.
 
     ``norms`` is one model's ``{layer: norm}`` (as from ``grad_norms_per_layer``) or,
     to compare models, ``{label: [norm per layer]}`` / ``{label: {layer: norm}}``.
+    ``colors`` (``{label: colour}``) fixes a model's colour, as in
+    :func:`plot_learning_curves`.
 
     >>> ax = plot_grad_norms({"sigmoid": [1e-6, 1e-4, 1e-2], "relu": [0.1, 0.1, 0.2]})
     >>> ax.get_yscale(), len(ax.get_lines())
@@ -202,7 +222,7 @@ def plot_grad_norms(
     ax, series = _axes(ax), _norm_series(norms)
     for i, (label, (_, values)) in enumerate(series.items()):
         ax.plot(range(1, len(values) + 1), values, marker=_MARKERS[i % len(_MARKERS)],
-                color=PALETTE[i % len(PALETTE)], label=label or None)
+                color=_colour(label, i, colors), label=label or None)
     longest = max(series.values(), key=lambda s: len(s[0]))[0]
     ax.set_xticks(range(1, len(longest) + 1), longest if len(series) == 1 else None)
     if log:

@@ -114,6 +114,30 @@ def test_decision_boundary_leaves_model_alone(outputs: int) -> None:
     assert not model.training
 
 
+def test_decision_boundary_probability_has_a_colourbar_unless_asked_not_to() -> None:
+    X, y = make_moons_task(40)
+    ax = plot_decision_boundary(nn.Linear(2, 1), X, y, resolution=20)
+    bars = [a for a in ax.figure.axes if a is not ax]
+    assert len(bars) == 1 and "probability" in bars[0].get_ylabel()
+    assert bars[0].get_ylim() == (0.0, 1.0)
+    ax = plot_decision_boundary(nn.Linear(2, 1), X, y, resolution=20, colorbar=False)
+    assert ax.figure.axes == [ax]
+    ax = plot_decision_boundary(nn.Linear(2, 3), X, y, resolution=20)  # classes: no scale
+    assert ax.figure.axes == [ax]
+
+
+def test_colors_keep_one_colour_per_model_across_figures() -> None:
+    colors = {"deep": PALETTE[1], "wide": PALETTE[2]}
+    ax = plot_learning_curves({"wide": _history(), "deep": _history(0.1)}, colors=colors)
+    by_label = {line.get_label(): line.get_color() for line in ax.get_lines()}
+    assert by_label["deep, val"] == by_label["deep, train"] == PALETTE[1]
+    assert by_label["wide, val"] == PALETTE[2]
+    ax = plot_learning_curves({"new": _history(), "deep": _history()}, colors=colors)
+    assert ax.get_lines()[0].get_color() == PALETTE[0]  # unnamed labels: palette order
+    ax = plot_grad_norms({"shallow": [1.0, 0.1], "deep": [1.0, 0.01]}, colors=colors)
+    assert [line.get_color() for line in ax.get_lines()] == [PALETTE[0], PALETTE[1]]
+
+
 def test_decision_boundary_needs_two_features() -> None:
     with pytest.raises(ValueError, match="2 features"):
         plot_decision_boundary(nn.Linear(3, 1), torch.zeros(5, 3), torch.zeros(5, 1))
