@@ -15,7 +15,8 @@ from __future__ import annotations
 import html
 import statistics
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -39,6 +40,7 @@ class ComparisonRow:
     macs: int  # multiply-accumulates for ONE example
     flops: int  # = 2 * macs
     ms_per_batch: float | None = None  # median forward time of one batch, milliseconds
+    ms_per_image: float | None = None  # ms_per_batch / batch_size (latency per example)
     val_acc_mean: float | None = None  # final validation accuracy, mean over runs
     val_acc_std: float | None = None  # sample standard deviation over runs (None for 1 run)
     runs: int | None = None
@@ -66,6 +68,7 @@ _COLUMNS: dict[str, tuple[str, Any, str]] = {
     "macs": ("MACs", lambda r: f"{r.macs:,}", "macs"),
     "flops": ("FLOPs", lambda r: f"{r.flops:,}", "flops"),
     "ms_per_batch": ("ms/batch", lambda r: f"{r.ms_per_batch:.2f}", "ms_per_batch"),
+    "ms_per_image": ("ms/image", lambda r: f"{r.ms_per_image:.4f}", "ms_per_image"),
     "val_acc": ("val acc", _fmt_acc, "val_acc_mean"),
     "runs": ("runs", lambda r: str(r.runs), "runs"),
     "train_seconds": ("train s", lambda r: f"{r.train_seconds:.1f}", "train_seconds"),
@@ -201,12 +204,25 @@ def _history_stats(name: str, runs: Any) -> dict[str, Any]:
     }
 
 
+@contextmanager
+def _eval_mode(model: nn.Module) -> Iterator[None]:
+    """Put every module in eval mode; restore each module's own mode on exit."""
+    modes = {module: module.training for module in model.modules()}
+    model.eval()
+    try:
+        yield
+    finally:
+        for module, training in modes.items():
+            module.train(training)
+
+
 def _measure(name: str, model: nn.Module, input_size: tuple[int, ...], *, batch_size: int,
              repeats: int, warmup: int, device: torch.device | str | None) -> dict[str, Any]:
     own_device = _model_device(name, model, device)
     one = torch.zeros(1, *input_size, device=own_device)
     try:
-        n_flops = flops(model, one)
+        with _eval_mode(model):  # a batch of one: BatchNorm1d in train mode would refuse it
+            n_flops = flops(model, one)
     except ForwardPassError as error:
         raise ValueError(
             f"model {name!r} failed on an input of shape {tuple(one.shape)}: {error}\n"
@@ -223,13 +239,9 @@ def _measure(name: str, model: nn.Module, input_size: tuple[int, ...], *, batch_
     if repeats > 0 and own_device.type != "meta":  # a model on meta has no data to time
         generator = torch.Generator().manual_seed(0)  # leaves the global RNG untouched
         x = torch.randn(batch_size, *input_size, generator=generator).to(own_device)
-        modes = {module: module.training for module in model.modules()}
-        model.eval()
-        try:
+        with _eval_mode(model):
             result["ms_per_batch"] = _median_forward_ms(model, x, repeats, warmup)
-        finally:
-            for module, training in modes.items():
-                module.train(training)
+        result["ms_per_image"] = result["ms_per_batch"] / batch_size
     return result
 
 
@@ -246,9 +258,11 @@ def compare_models(
     """One row per model: parameters, largest layer and its share, MACs, FLOPs, forward time.
 
     ``input_size`` is one example's shape without the batch dimension. MACs and FLOPs
-    (= 2 × MACs) are for one example. The forward time is the median of ``repeats`` timed
+    (= 2 × MACs) are for one example, counted in eval mode (so BatchNorm accepts a batch
+    of one and Dropout is off). The forward time is the median of ``repeats`` timed
     runs on a batch of ``batch_size`` (after ``warmup`` untimed ones) in eval mode under
-    ``torch.inference_mode()``; ``repeats=0``, or a model on the meta device, skips timing.
+    ``torch.inference_mode()``, and ``ms_per_image`` is that time divided by
+    ``batch_size``; ``repeats=0``, or a model on the meta device, skips timing.
     The models are not moved or changed: each module's train/eval mode is restored.
     ``histories`` maps some of the names to a ``History`` or a list of them (one per seed)
     and adds the validation accuracy of the last epoch (mean ± sample std over runs) and

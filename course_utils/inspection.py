@@ -265,12 +265,25 @@ class LayerTable:
     of the model once (shared tensors included once). A container's row shows only its own
     parameters when its children are listed, and their sum when ``depth`` cuts them off,
     so the Params column adds up to the total (unless tensors are shared).
+
+    The table is a sequence of its rows: ``len(table)``, ``table[0]``, ``table[-2:]`` and
+    ``for row in table`` work like on ``table.rows``.
     """
 
     rows: list[LayerRow]
     total_params: int
     trainable_params: int
     input_shapes: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __iter__(self) -> Iterator[LayerRow]:
+        return iter(self.rows)
+
+    def __getitem__(self, index: int | slice) -> LayerRow | list[LayerRow]:
+        """A row by position (``table[0]``), or a list of rows for a slice."""
+        return self.rows[index]
 
     def __str__(self) -> str:
         names = [("  " * (r.depth - 1)) + f"{r.name} ({r.type})" for r in self.rows]

@@ -271,12 +271,15 @@ def _find_layer(model: nn.Module, layer: str | nn.Module | None) -> tuple[str, n
 
 def plot_feature_maps(
     layer_or_model: nn.Module, image: Tensor, *, layer: str | nn.Module | None = None,
-    max_maps: int = 16,
+    max_maps: int = 16, shared_scale: bool = False,
 ) -> Figure:
     """Grid of a layer's output channels for one image (``C×H×W`` or ``1×C×H×W``).
 
     Pass a conv layer itself, or a model and ``layer`` (its name or the module; default:
-    the model's first ``Conv2d``).
+    the model's first ``Conv2d``). The maps are the layer's own output: for a ``Conv2d``
+    that is before its activation; pass the ReLU's name to see what survives it.
+    ``shared_scale=True`` draws every map on one colour scale, with a colourbar, so that
+    their values can be compared; by default each map is scaled on its own.
 
     >>> conv = nn.Conv2d(1, 4, 3, padding=1)
     >>> fig = plot_feature_maps(conv, torch.randn(1, 8, 8))
@@ -307,13 +310,20 @@ def plot_feature_maps(
     rows = math.ceil(count / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(1.4 * cols, 1.5 * rows + 0.6),
                              layout="constrained", squeeze=False)
+    limits = {}
+    if shared_scale:
+        limits = {"vmin": float(maps[:count].min()), "vmax": float(maps[:count].max())}
+    image_plot = None
     for i, ax in enumerate(axes.flat):
         if i < count:
-            ax.imshow(maps[i].numpy(), cmap="viridis")
+            image_plot = ax.imshow(maps[i].numpy(), cmap="viridis", **limits)
             ax.set_title(f"channel {i}", fontsize=8)
             ax.set(xlabel="", ylabel="", xticks=[], yticks=[])
         else:
             ax.remove()
+    if shared_scale and image_plot is not None:
+        fig.colorbar(image_plot, ax=list(axes.flat)[:count],
+                     label="activation value", shrink=0.9)
     described = f"{name!r} ({type(target).__name__})" if name else type(target).__name__
     fig.suptitle(f"Feature maps of {described}: {count} of {len(maps)} channels")
     fig.supxlabel("pixel column", fontsize=9)

@@ -153,3 +153,18 @@ def test_bad_inputs_get_clear_messages() -> None:
         compare_models({"cnn": small_cnn()}, (1, 6, 6, 6), repeats=0)
     with pytest.raises(ValueError, match="never moves a model"):
         compare_models({"a": nn.Linear(4, 2)}, (4,), device="meta")
+
+
+def test_a_fresh_model_with_batchnorm1d_is_counted_in_eval_mode_and_keeps_its_modes() -> None:
+    # regression: FLOPs were counted on a batch of one in train mode, which BatchNorm1d refuses
+    model = nn.Sequential(nn.Linear(8, 8), nn.BatchNorm1d(8), nn.Dropout(0.5))
+    model[2].eval()  # a mixed state, restored module by module
+    row = compare_models({"m": model}, (8,), repeats=1, warmup=0)["m"]
+    assert row.params == (8 * 8 + 8) + 2 * 8 and row.macs >= 8 * 8  # counted, not crashed
+    assert [m.training for m in model.modules()] == [True, True, True, False]
+
+
+def test_ms_per_image_is_the_batch_time_divided_by_the_batch_size() -> None:
+    row = compare_models({"m": small_cnn()}, (1, 6, 6), repeats=2, warmup=0, batch_size=16)["m"]
+    assert row.ms_per_image == pytest.approx(row.ms_per_batch / 16)
+    assert "ms/image" in str(compare_models({"m": small_cnn()}, (1, 6, 6), repeats=1, warmup=0))

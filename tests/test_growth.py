@@ -405,3 +405,152 @@ def test_growing_mlp_copies_are_deterministic() -> None:
     twin.widen(0, 9, generator=torch.Generator().manual_seed(1))
     for p, q in zip(model.parameters(), twin.parameters(), strict=True):
         assert torch.equal(p, q)
+
+
+# ---------------------------------------------------------------- regressions (issue 13)
+
+
+def test_replace_in_optimizer_keeps_each_new_param_in_its_old_params_group() -> None:
+    # regression: every new parameter went to the group of the FIRST old one
+    a, b = nn.Linear(2, 3), nn.Linear(3, 2)
+    optimizer = torch.optim.SGD([{"params": a.parameters(), "lr": 0.1},
+                                 {"params": b.parameters(), "lr": 0.01, "weight_decay": 0.5}])
+    wide_a, wide_b = net2wider(a, b, 5)
+    old = [*a.parameters(), *b.parameters()]
+    assert replace_in_optimizer(optimizer, old, [*wide_a.parameters(), *wide_b.parameters()]) == 4
+    first, second = optimizer.param_groups
+    assert [p.shape for p in first["params"]] == [wide_a.weight.shape, wide_a.bias.shape]
+    assert [p.shape for p in second["params"]] == [wide_b.weight.shape, wide_b.bias.shape]
+    assert (first["lr"], second["lr"], second["weight_decay"]) == (0.1, 0.01, 0.5)
+
+
+def test_growing_mlp_widen_keeps_per_layer_groups() -> None:
+    torch.manual_seed(0)
+    model = GrowingMLP(4, [3], 2)
+    first, last = model.layers
+    optimizer = torch.optim.Adam([{"params": first.parameters(), "lr": 0.1},
+                                  {"params": last.parameters(), "lr": 0.001}])
+    model.widen(0, 6, optimizer=optimizer)
+    assert [tuple(p.shape) for p in optimizer.param_groups[0]["params"]] == [(6, 4), (6,)]
+    assert [tuple(p.shape) for p in optimizer.param_groups[1]["params"]] == [(2, 6), (2,)]
+
+
+def test_net2wider_exposes_its_mapping_and_still_unpacks() -> None:
+    torch.manual_seed(0)
+    a, b, bn = nn.Linear(3, 4), nn.Linear(4, 2), nn.BatchNorm1d(4)
+    result = net2wider(a, b, 7, generator=torch.Generator().manual_seed(1))
+    first, second = result  # the old two-value unpacking keeps working
+    assert isinstance(first, nn.Linear) and isinstance(second, nn.Linear)
+    assert result.mapping.shape == (7,) and result.mapping[:4].tolist() == [0, 1, 2, 3]
+    assert torch.equal(first.weight, a.weight[result.mapping])
+    assert torch.equal(result.counts, torch.bincount(result.mapping, minlength=4))
+    assert len(net2wider(a, b, 7, batchnorm=bn)) == 3
+
+
+def _adam_after_steps(a: nn.Linear, b: nn.Linear, x: torch.Tensor, y: torch.Tensor):
+    optimizer = torch.optim.Adam([*a.parameters(), *b.parameters()], lr=0.01)
+    for _ in range(3):
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(b(torch.relu(a(x))), y).backward()
+        optimizer.step()
+    return optimizer
+
+
+def test_net2wider_carries_adam_state_through_the_mapping() -> None:
+    torch.manual_seed(0)
+    a, b = nn.Linear(5, 4), nn.Linear(4, 3)
+    x, y = torch.randn(16, 5), torch.randint(0, 3, (16,))
+    optimizer = _adam_after_steps(a, b, x, y)
+    old_state = {name: {k: v.clone() for k, v in optimizer.state[p].items()}
+                 for name, p in [("aw", a.weight), ("ab", a.bias), ("bw", b.weight),
+                                 ("bb", b.bias)]}
+    wide_a, wide_b = result = net2wider(a, b, 7, optimizer=optimizer,
+                                        generator=torch.Generator().manual_seed(0))
+    m, n = result.mapping, result.counts[result.mapping].float()
+    held = [p for group in optimizer.param_groups for p in group["params"]]
+    assert {id(p) for p in held} == {id(p) for p in [*wide_a.parameters(), *wide_b.parameters()]}
+    assert a.weight not in optimizer.state
+    state = optimizer.state
+    assert_close(state[wide_a.weight]["exp_avg"], old_state["aw"]["exp_avg"][m] / n[:, None])
+    assert_close(state[wide_a.weight]["exp_avg_sq"], old_state["aw"]["exp_avg_sq"][m] / n[:, None] ** 2)
+    assert_close(state[wide_a.bias]["exp_avg"], old_state["ab"]["exp_avg"][m] / n)
+    assert_close(state[wide_b.weight]["exp_avg"], old_state["bw"]["exp_avg"][:, m])
+    assert_close(state[wide_b.bias]["exp_avg_sq"], old_state["bb"]["exp_avg_sq"])
+    assert float(state[wide_a.weight]["step"]) == 3.0
+    # the carried first moment is the average gradient the widened net would have seen:
+    # for a fresh gradient, the widened net's gradient obeys the same mapping
+    wide_a.zero_grad()
+    wide_b.zero_grad()
+    nn.functional.cross_entropy(wide_b(torch.relu(wide_a(x))), y).backward()
+    a.zero_grad()
+    b.zero_grad()
+    nn.functional.cross_entropy(b(torch.relu(a(x))), y).backward()
+    assert_close(wide_a.weight.grad, a.weight.grad[m] / n[:, None])
+    assert_close(wide_b.weight.grad, b.weight.grad[:, m])
+    optimizer.step()  # and the optimizer accepts the carried state
+
+
+def test_net2wider_carries_state_with_batchnorm_and_conv() -> None:
+    torch.manual_seed(0)
+    conv, bn, head = nn.Conv2d(1, 3, 3, padding=1), nn.BatchNorm2d(3), nn.Conv2d(3, 2, 1)
+    optimizer = torch.optim.Adam([*conv.parameters(), *bn.parameters(), *head.parameters()])
+    head(torch.relu(bn(conv(torch.randn(4, 1, 5, 5))))).sum().backward()
+    optimizer.step()
+    result = net2wider(conv, head, 5, batchnorm=bn, optimizer=optimizer)
+    assert optimizer.state[result[2].weight]["exp_avg"].shape == (5,)
+    assert optimizer.state[result[0].weight]["exp_avg_sq"].shape == (5, 1, 3, 3)
+    assert optimizer.state[result[1].weight]["exp_avg"].shape == (2, 5, 1, 1)
+
+
+@pytest.mark.parametrize("activation", [nn.Tanh, nn.SiLU, nn.GELU, nn.Sigmoid, nn.ReLU])
+@pytest.mark.parametrize("batchnorm", [False, True])
+def test_net2deeper_residual_is_exact_for_any_activation(activation, batchnorm: bool) -> None:
+    from course_utils.growth import net2deeper_residual
+
+    torch.manual_seed(0)
+    layer = nn.Linear(5, 6)
+    block = nn.Sequential(layer, activation())
+    x = torch.randn(8, 5)
+    deeper = nn.Sequential(block, net2deeper_residual(layer, activation, batchnorm=batchnorm))
+    for mode in (True, False):
+        deeper.train(mode)
+        assert_close(deeper(x), block(x))
+    # and it trains: after one step the new block is no longer zero
+    optimizer = torch.optim.SGD(deeper.parameters(), lr=0.1)
+    deeper.train()
+    deeper(x).pow(2).sum().backward()
+    optimizer.step()
+    assert deeper[1].branch[-1].weight.abs().sum() > 0
+
+
+def test_net2deeper_residual_conv_after_a_conv_bn_relu_block() -> None:
+    from course_utils.growth import net2deeper_residual
+
+    torch.manual_seed(0)
+    conv = nn.Conv2d(2, 4, 3, padding=1)
+    block = nn.Sequential(conv, nn.BatchNorm2d(4), nn.ReLU()).eval()
+    x = torch.randn(3, 2, 6, 6)
+    deeper = nn.Sequential(block, net2deeper_residual(conv, batchnorm=True)).eval()
+    assert_close(deeper(x), block(x))
+    with pytest.raises(ValueError, match="even kernel"):
+        net2deeper_residual(conv, kernel_size=2)
+    with pytest.raises(TypeError, match="Linear and nn.Conv2d"):
+        net2deeper_residual(nn.ReLU())
+
+
+def test_net2deeper_inside_conv_bn_relu_goes_after_the_relu() -> None:
+    # the documented placement: after the block's ReLU the output is unchanged; between the
+    # conv and its BatchNorm the inserted ReLU acts before the BatchNorm and changes it
+    torch.manual_seed(0)
+    conv, bn = nn.Conv2d(2, 4, 3, padding=1), nn.BatchNorm2d(4)
+    with torch.no_grad():
+        bn.running_mean.uniform_(-1, 1)
+        bn.bias.uniform_(-1, 1)
+    block = nn.Sequential(conv, bn, nn.ReLU()).eval()
+    x = torch.randn(3, 2, 6, 6)
+    before = block(x)
+    new = net2deeper(conv)[-1]
+    after_relu = nn.Sequential(*block, new, nn.ReLU()).eval()
+    assert_close(after_relu(x), before)
+    after_conv = nn.Sequential(net2deeper(conv), bn, nn.ReLU()).eval()
+    assert (after_conv(x) - before).abs().max() > 1e-3

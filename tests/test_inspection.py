@@ -189,3 +189,16 @@ def test_widths_that_do_not_chain_name_both_layers() -> None:
     message = str(info.value)
     assert "layer '2' (Linear, in_features=20) received 18 features" in message
     assert "'0' (Linear, out_features=18)" in message and "nn.Linear(18, 5)" in message
+
+
+def test_layer_table_is_a_sequence_of_its_rows() -> None:
+    # regression: LayerTable was not iterable, not indexable and had no len()
+    table = layer_table(mlp(), (10,))
+    assert len(table) == len(table.rows) == 3  # Linear, ReLU, Linear
+    assert [row.name for row in table] == [row.name for row in table.rows]
+    assert table[1] is table.rows[1] and table[-1].type == "Linear"
+    assert table[1:] == table.rows[1:]
+    assert sum(row.params for row in table) == table.total_params == 325
+    with pytest.raises(IndexError):
+        table[len(table)]
+    assert "Total params" in str(table) and "<table>" in table._repr_html_()

@@ -175,6 +175,16 @@ def test_feature_maps_from_a_model_layer() -> None:
     assert len(fig.axes) == 4 and "'0'" in fig.get_suptitle()
 
 
+def test_feature_maps_on_one_shared_scale_have_a_colourbar() -> None:
+    set_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU())
+    fig = plot_feature_maps(model, torch.randn(1, 8, 8), layer="1", shared_scale=True)
+    images = [ax.images[0] for ax in fig.axes if ax.images]
+    assert len(images) == 4 and len(fig.axes) == 5  # four maps and the colourbar
+    assert len({im.get_clim() for im in images}) == 1
+    assert images[0].get_clim()[0] >= 0  # after the ReLU nothing is negative
+
+
 def test_feature_maps_errors() -> None:
     model = nn.Sequential(nn.Flatten(), nn.Linear(64, 2))
     with pytest.raises(ValueError, match="no Conv2d"):
