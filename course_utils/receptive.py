@@ -14,6 +14,7 @@ meet (``out + identity``, ``torch.cat``) the field is the union of the branches'
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -221,6 +222,45 @@ class ReceptiveField:
     spatial: bool
     input_shape: tuple[int, ...]
     layers: list[LayerField] = field(default_factory=list)
+    centres: tuple[float, ...] = ()        # centre of position 0's field, per axis (pixels)
+    positions: tuple[int, ...] = ()        # output positions per axis (() if not spatial)
+
+    def _seen_per_axis(self) -> list[list[int]]:
+        """For each axis, how many input pixels each output position's field contains."""
+        seen = []
+        for size, jump, centre, n, length in zip(self.sizes, self.strides, self.centres,
+                                                 self.positions, self.input_shape[2:]):
+            lo = [centre + i * jump - size / 2 for i in range(n)]
+            seen.append([max(0, min(length, math.floor(a + size + 0.5)) - max(0, math.ceil(a + 0.5)))
+                         for a in lo])
+        return seen
+
+    def whole_input_share(self) -> float:
+        """Share of the output positions whose field contains every input pixel.
+
+        >>> rf = receptive_field(nn.Conv2d(1, 1, 5, padding=2), (1, 1, 4, 4))
+        >>> rf.whole_input_share()  # only the centre 2×2 of the 4×4 positions see it all
+        0.25
+        """
+        if not self.spatial:
+            return 1.0 if self.covers_input else 0.0
+        share = 1.0
+        for counts, length in zip(self._seen_per_axis(), self.input_shape[2:]):
+            share *= sum(c == length for c in counts) / len(counts)
+        return share
+
+    def least_seen_share(self) -> float:
+        """The smallest share of the input's pixels that any output position sees.
+
+        >>> receptive_field(nn.Conv2d(1, 1, 5, padding=2), (1, 1, 4, 4)).least_seen_share()
+        0.5625
+        """
+        if not self.spatial:
+            return 1.0 if self.covers_input else 0.0
+        share = 1.0
+        for counts, length in zip(self._seen_per_axis(), self.input_shape[2:]):
+            share *= min(counts) / length
+        return share
 
     @property
     def covers_input(self) -> bool:
@@ -281,4 +321,6 @@ def receptive_field(model: nn.Module, input_shape: Sequence[int]) -> ReceptiveFi
     info = tracker.info[id(outs[0])]
     sizes = tuple(_whole(a.size) for a in info.axes)
     strides = tuple(_whole(a.jump) for a in info.axes)
-    return ReceptiveField(max(sizes), max(strides), sizes, strides, info.spatial, shape, layers)
+    positions = tuple(outs[0].shape[-n:]) if info.spatial else ()
+    return ReceptiveField(max(sizes), max(strides), sizes, strides, info.spatial, shape, layers,
+                          centres=tuple(a.start for a in info.axes), positions=positions)

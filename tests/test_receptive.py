@@ -139,3 +139,19 @@ def test_errors_teach() -> None:
         receptive_field(nn.Upsample(scale_factor=2), (1, 1, 8, 8))
     with pytest.raises(ValueError, match="unequal"):
         receptive_field(nn.AdaptiveAvgPool2d(3), (1, 1, 10, 10))
+
+
+def test_share_of_positions_that_see_the_whole_input() -> None:
+    """Lesson 05's GAP net: no position of its last map sees a whole 8×8 digit;
+    every position of ResNet-50's last map sees the whole 224×224 image."""
+    shallow = nn.Sequential(nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU())
+    rf = receptive_field(shallow, (1, 1, 8, 8))
+    assert (rf.size, rf.positions) == (8, (4, 4))
+    assert rf.whole_input_share() == 0.0
+    assert rf.least_seen_share() == (5 / 8) ** 2  # a corner position sees 5×5 pixels
+    with META:
+        deep = receptive_field(_Features(resnet(50)), (1, 3, 224, 224))
+    assert deep.whole_input_share() == (6 / 7) ** 2  # position 0's field ends at pixel 213
+    assert deep.least_seen_share() == (214 / 224) ** 2
+    assert receptive_field(nn.Conv2d(1, 1, 3), (1, 1, 3, 3)).whole_input_share() == 1.0
