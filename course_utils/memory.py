@@ -41,7 +41,9 @@ def activation_bytes(model: nn.Module, *inputs: Any) -> int:
     statistics). Every tensor saved for backward is counted once per storage, so an
     in-place ReLU's output and the tensor it overwrote, or several views of one tensor,
     count once. The model's parameters and buffers are not counted (they are weights), but
-    an input that a layer saves (the first convolution's) is.
+    an input that a layer saves (the first convolution's) is. Only what autograd needs is
+    kept: with every parameter frozen and an input that does not require a gradient,
+    nothing is saved at all.
 
     Attention (``F.scaled_dot_product_attention``) is counted as its plain "math" version
     computes it, keeping the T×T attention weights of every head; fused kernels (flash

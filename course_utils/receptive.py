@@ -272,11 +272,16 @@ class ReceptiveField:
                 f"(input {'×'.join(map(str, self.input_shape[2:]))})")
 
 
-def receptive_field(model: nn.Module, input_shape: Sequence[int]) -> ReceptiveField:
+def receptive_field(model: nn.Module, input_shape: Sequence[int], *,
+                    dtype: torch.dtype = torch.float32) -> ReceptiveField:
     """Receptive field and stride of ``model``'s output, for an input of ``input_shape``.
 
     ``input_shape`` includes the batch and channel dimensions, e.g. ``(1, 3, 224, 224)``;
     the trailing dimensions are the spatial ones (one for 1-D signals, two for images).
+    ``dtype`` is the input's (``torch.long`` for token ids). Operations that move positions
+    in ways other than convolution, pooling, element-wise arithmetic, concatenation and
+    flattening (upsampling, transposed convolutions, an embedding's new axis) raise
+    ``NotImplementedError`` naming the operation.
 
     >>> convs = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
     ...                       nn.Conv2d(8, 8, 3, padding=1))
@@ -307,7 +312,7 @@ def receptive_field(model: nn.Module, input_shape: Sequence[int]) -> ReceptiveFi
         return module.register_forward_hook(hook)
 
     handles = [record(name, m) for name, m in replica.named_modules()]
-    x = torch.zeros(shape, device="meta")
+    x = torch.zeros(shape, device="meta", dtype=dtype)
     tracker.track(x, _Info(tuple(_Axis(1, 1, 0.0) for _ in range(n)), spatial=True))
     try:
         with torch.no_grad(), tracker:

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from course_utils.receptive import receptive_field
-from course_utils.zoo import ResNet, resnet, vgg16
+from course_utils.zoo import ResNet, gpt2, resnet, vgg16
 
 META = torch.device("meta")
 
@@ -137,6 +137,10 @@ def test_errors_teach() -> None:
         receptive_field(nn.ConvTranspose2d(1, 1, 3), (1, 1, 8, 8))
     with pytest.raises(NotImplementedError, match="upsample"):
         receptive_field(nn.Upsample(scale_factor=2), (1, 1, 8, 8))
+    with META:
+        tokens_model = gpt2(n_layer=1, n_head=1, d_model=4, vocab_size=5, context=8)
+    with pytest.raises(NotImplementedError, match="embedding"):
+        receptive_field(tokens_model, (1, 1, 8), dtype=torch.long)
     with pytest.raises(ValueError, match="unequal"):
         receptive_field(nn.AdaptiveAvgPool2d(3), (1, 1, 10, 10))
 
