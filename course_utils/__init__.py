@@ -50,6 +50,8 @@ _PUBLIC: dict[str, tuple[str, ...]] = {
         "net2deeper", "net2wider", "add_to_optimizer", "replace_in_optimizer", "GrowingMLP",
         "Growth",
     ),
+    "memory": ("activation_bytes", "training_memory", "TrainingMemory", "plot_training_memory"),
+    "receptive": ("receptive_field", "ReceptiveField"),
 }
 
 _OWNER = {name: module for module, names in _PUBLIC.items() for name in names}
