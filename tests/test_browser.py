@@ -1,6 +1,7 @@
 """The course as a learner meets it: JupyterLab from ``.venv`` in headless Chromium.
 
-For ``notebooks/00_start_here.ipynb`` and every lesson that calls ``param_explorer(``, the
+For ``notebooks/00_start_here.ipynb``, the last lesson (09, real architectures) and every
+lesson that calls ``param_explorer(``, the
 test opens the notebook in a real JupyterLab, clears its saved outputs, runs all cells and
 checks what a learner would see: the course's kernel, no error output, widgets rendered as
 controls (a tqdm.auto bar in lesson 00), and a parameter explorer whose count follows its
@@ -65,8 +66,10 @@ def explorer_notebooks(folder: Path = NOTEBOOKS) -> list[Path]:
 
 
 def browser_notebooks() -> list[Path]:
-    """Lesson 00 always, then every lesson with the parameter explorer."""
-    return [START_HERE, *(p for p in explorer_notebooks() if p != START_HERE)]
+    """Lesson 00 and the last lesson always, then every lesson with the parameter explorer."""
+    last = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))[-1]
+    first = [START_HERE] if last == START_HERE else [START_HERE, last]
+    return [*first, *(p for p in explorer_notebooks() if p not in first)]
 
 
 def mlp_param_count(inputs: int, hidden_layers: int, width: int, outputs: int) -> int:
