@@ -53,7 +53,7 @@ def asked_numbers(solution: nbformat.NotebookNode) -> dict[str, set[int]]:
         if cell.cell_type != "code" or fmt.is_grade(cell):
             continue
         before = set(namespace)
-        exec(compile(cell.source, fmt.grade_id(cell) or "setup", "exec"), namespace)  # noqa: S102
+        exec(compile(cell.source, fmt.grade_id(cell) or "setup", "exec"), namespace)
         if not fmt.is_solution(cell):
             continue
         new = [namespace[k] for k in set(namespace) - before if inspect.isfunction(namespace[k])]
