@@ -140,16 +140,16 @@ def submission(solution: nbformat.NotebookNode, replace: dict[str, str]) -> nbfo
     return nb
 
 
-_NUMBER = re.compile(r"(?<![\d.])(\d{1,3}(?:,\d{3})+|\d+)(?![\d])")
+_NUMBER = re.compile(r"(?<![\d.])(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?(?![\d])")
 
 
 def numbers_in(text: str) -> set[int]:
-    """Whole numbers written in ``text``, with or without thousands commas.
+    """Whole numbers written in ``text``, with or without thousands commas (decimals skipped).
 
     >>> sorted(numbers_in("expected 1,507 (got 12.5), Linear(10, 32)"))
-    [10, 12, 32, 1507]
+    [10, 32, 1507]
     """
-    return {int(m.replace(",", "")) for m in _NUMBER.findall(text)}
+    return {int(whole.replace(",", "")) for whole, fraction in _NUMBER.findall(text) if not fraction}
 
 
 def _grade(assignment, nb: nbformat.NotebookNode, timeout: float, memory_mb: int):
