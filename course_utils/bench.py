@@ -42,6 +42,7 @@ from typing import Any
 import nbformat
 import psutil
 
+from course_utils.grading.mutants import format_scores, load_mutants, mutant_files, score_mutants
 from course_utils.notebooks import CELL_TIMEOUT_S, KERNEL_NAME, notebook_paths
 
 __all__ = [
@@ -420,6 +421,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-inspection", action="store_true",
                         help="skip timing count_params/layer_table on the huge model")
     parser.add_argument("--kernel", default=KERNEL_NAME, help=f"kernel (default {KERNEL_NAME})")
+    parser.add_argument("--no-mutants", action="store_true",
+                        help="skip grading the exercises' mutants (solutions/mutants/)")
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error("--runs must be at least 1")
@@ -438,10 +441,18 @@ def main(argv: list[str] | None = None) -> int:
     inspection = [] if args.no_inspection else inspection_bench()
     if inspection:
         print("\n" + format_inspection(inspection))
+    solved = {p.name for p in map(Path, paths) if p.parent.name == "solutions"}
+    mutation = [] if args.no_mutants else [
+        score_mutants(f) for f in mutant_files() if load_mutants(f).notebook in solved]
+    if mutation:  # mutants caught by each exercise's tests (see tests/test_mutants.py)
+        print("\n" + format_scores(mutation))
 
     report = {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "runs": args.runs,
               "machine": _machine(), "notebooks": [r.to_dict() for r in results],
-              "inspection": inspection}
+              "inspection": inspection,
+              "mutants": [{"notebook": m.notebook, "caught": m.caught, "total": m.total,
+                           "solution_score": m.solution_score, "max_score": m.max_score}
+                          for m in mutation]}
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=1) + "\n")
     print(f"\nwritten {args.json}")

@@ -161,14 +161,14 @@ def _attacks() -> dict[str, tuple[nbformat.NotebookNode | bytes, str, float | No
     wrong_kernel = copy.deepcopy(sol)
     wrong_kernel.metadata["kernelspec"] = {"name": "julia-1.9", "display_name": "Julia",
                                            "language": "julia"}
-    hostile_html = solved(q1_answer="def mlp_param_count() -> int:\n"
+    hostile_html = solved(q1_answer="def mlp_param_count(*sizes) -> int:\n"
                                     "    '<script>alert(1)</script>'\n    return 0")
     return {
         "tests_edited_to_pass": (tests_pass, "graded", 0.0, {"q1_test": "error"}),
         "tests_deleted": (tests_deleted, "graded", full, {"q1_test": "pass"}),
         "duplicated_answer": (duplicated, "graded", full - points["q1_test"],
                               {"q1_test": "error", "q2_test": "pass"}),
-        "os_exit_in_call": (solved(q1_answer="def mlp_param_count() -> int:\n"
+        "os_exit_in_call": (solved(q1_answer="def mlp_param_count(*sizes) -> int:\n"
                                              "    import os\n    os._exit(1)"),
                             "graded", full - points["q1_test"],
                             {"q1_test": "kernel_died", "q2_test": "pass", "q5_test": "pass"}),
@@ -186,7 +186,7 @@ def _attacks() -> dict[str, tuple[nbformat.NotebookNode | bytes, str, float | No
                                       "    sys.exit()"),
                      "graded", full - points["q5_test"], {"q5_test": "error"}),
         "showtraceback_replaced": (solved(q1_answer="get_ipython().showtraceback = "
-                                          "lambda *a, **k: None\n\ndef mlp_param_count():\n"
+                                          "lambda *a, **k: None\n\ndef mlp_param_count(*sizes):\n"
                                           "    return 1"),
                                    "graded", full - points["q1_test"], {"q1_test": "fail"}),
         "warnings_printed": (solved(q1_answer="import sys, warnings\n"

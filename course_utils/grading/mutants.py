@@ -1,0 +1,203 @@
+"""Mutation testing of the exercises: plausible wrong answers that must lose points.
+
+A mutant file ``solutions/mutants/NN_topic.json`` lists wrong answers for one exercise::
+
+    {"notebook": "NN_topic.ipynb",
+     "mutants": [{"id": "q1-no-biases", "answer": "q1_answer", "test": "q1_test",
+                  "misconception": "a Linear layer holds only its weight matrix",
+                  "source": "def f() -> int:\\n    return 42\\n"}]}
+
+``answer`` is the grade_id of the answer cell whose source the mutant replaces, ``test`` the
+grade_id of the test cell that must lose points. To keep grading cheap, one submission holds
+one mutant per question (the other answers come from the solution), so an exercise needs as
+many gradings as its most-mutated question has mutants, plus one for the solution itself.
+Mutants are data for instructors and tests; they are never copied into ``exercises/``.
+
+>>> from course_utils.grading.mutants import Mutant, rounds
+>>> m = [Mutant("a", "q1_answer", "q1_test", "x", "s"), Mutant("b", "q1_answer", "q1_test",
+...      "y", "s"), Mutant("c", "q2_answer", "q2_test", "z", "s")]
+>>> [[x.id for x in r] for r in rounds(m)]
+[['a', 'c'], ['b']]
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+from course_utils.grading import notebook_format as fmt
+from course_utils.grading.build import ROOT
+
+__all__ = ["MUTANTS_DIR", "Mutant", "MutantFile", "MutantOutcome", "MutationScore",
+           "load_mutants", "mutant_files", "rounds", "submission", "numbers_in",
+           "score_mutants", "format_scores"]
+
+MUTANTS_DIR = ROOT / "solutions" / "mutants"
+_KEYS = ("id", "answer", "test", "misconception", "source")
+
+
+@dataclass(frozen=True)
+class Mutant:
+    """One wrong answer: which answer cell it replaces and which test must catch it."""
+
+    id: str
+    answer: str
+    test: str
+    misconception: str
+    source: str
+
+
+@dataclass(frozen=True)
+class MutantFile:
+    """The mutants of one exercise notebook."""
+
+    notebook: str
+    mutants: tuple[Mutant, ...]
+
+
+@dataclass
+class MutantOutcome:
+    """How the grader scored one mutant on its own test."""
+
+    mutant: Mutant
+    points: float
+    max_points: float
+    status: str
+    message: str
+
+    @property
+    def caught(self) -> bool:
+        return self.points < self.max_points
+
+
+@dataclass
+class MutationScore:
+    """Mutants caught for one exercise, and how the solution itself scored."""
+
+    notebook: str
+    solution_score: float
+    max_score: float
+    outcomes: list[MutantOutcome] = field(default_factory=list)
+
+    @property
+    def caught(self) -> int:
+        return sum(o.caught for o in self.outcomes)
+
+    @property
+    def total(self) -> int:
+        return len(self.outcomes)
+
+
+def load_mutants(path: Path) -> MutantFile:
+    """Read and check one mutant file; ``ValueError`` naming the file and the entry if broken."""
+    path = Path(path)
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict) or not isinstance(data.get("mutants"), list):
+        raise ValueError(f"{path.name}: expected {{'notebook': ..., 'mutants': [...]}}")
+    mutants, seen = [], set()
+    for i, entry in enumerate(data["mutants"]):
+        missing = [k for k in _KEYS if not isinstance(entry.get(k), str) or not entry[k]]
+        if missing:
+            raise ValueError(f"{path.name}: mutant #{i} lacks {missing}")
+        if entry["id"] in seen:
+            raise ValueError(f"{path.name}: mutant id {entry['id']!r} appears twice")
+        seen.add(entry["id"])
+        mutants.append(Mutant(*(entry[k] for k in _KEYS)))
+    return MutantFile(str(data.get("notebook", "")), tuple(mutants))
+
+
+def mutant_files(folder: Path = MUTANTS_DIR) -> list[Path]:
+    """The mutant files of ``folder``, sorted by name."""
+    return sorted(Path(folder).glob("*.json"))
+
+
+def rounds(mutants: tuple[Mutant, ...] | list[Mutant]) -> list[list[Mutant]]:
+    """Group mutants into submissions: round k holds the k-th mutant of every answer cell."""
+    by_answer: dict[str, list[Mutant]] = {}
+    for mutant in mutants:
+        by_answer.setdefault(mutant.answer, []).append(mutant)
+    depth = max((len(v) for v in by_answer.values()), default=0)
+    return [[v[k] for v in by_answer.values() if k < len(v)] for k in range(depth)]
+
+
+def submission(solution: nbformat.NotebookNode, replace: dict[str, str]) -> nbformat.NotebookNode:
+    """The solution notebook with the answer cells named in ``replace`` swapped for new sources."""
+    nb = nbformat.from_dict(json.loads(nbformat.writes(solution)))
+    known = {fmt.grade_id(c) for c in nb.cells if fmt.is_solution(c)}
+    unknown = sorted(set(replace) - known)
+    if unknown:
+        raise ValueError(f"no answer cell with grade_id {unknown} (answer cells: {sorted(known)})")
+    for cell in nb.cells:
+        if fmt.is_solution(cell) and fmt.grade_id(cell) in replace:
+            cell.source = replace[fmt.grade_id(cell)]
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    return nb
+
+
+_NUMBER = re.compile(r"(?<![\d.])(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?(?![\d])")
+
+
+def numbers_in(text: str) -> set[int]:
+    """Whole numbers written in ``text``, with or without thousands commas (decimals skipped).
+
+    >>> sorted(numbers_in("expected 1,507 (got 12.5), Linear(10, 32)"))
+    [10, 32, 1507]
+    """
+    return {int(whole.replace(",", "")) for whole, fraction in _NUMBER.findall(text) if not fraction}
+
+
+def _grade(assignment, nb: nbformat.NotebookNode, timeout: float, memory_mb: int):
+    from course_utils.grading.grade import grade_notebook  # starts kernels: import late
+
+    with tempfile.TemporaryDirectory(prefix="course-mutants-") as tmp:
+        path = Path(tmp) / assignment.name
+        nbformat.write(nb, path)
+        return grade_notebook(path, assignment, "mutants", timeout=timeout, memory_mb=memory_mb)
+
+
+def score_mutants(path: Path, solutions: Path = ROOT / "solutions", *, timeout: float = 120,
+                  memory_mb: int = 2048) -> MutationScore:
+    """Grade the solution and every mutant of the file ``path`` with the real grader."""
+    from course_utils.grading.grade import load_assignments
+
+    spec = load_mutants(path)
+    assignment = load_assignments(Path(solutions))[spec.notebook]
+    solution = _grade(assignment, assignment.solution, timeout, memory_mb)
+    score = MutationScore(spec.notebook, solution.score, solution.max_score)
+    for batch in rounds(spec.mutants):
+        result = _grade(assignment, submission(assignment.solution,
+                                               {m.answer: m.source for m in batch}),
+                        timeout, memory_mb)
+        tests = {t.grade_id: t for t in result.tests}
+        for mutant in batch:
+            test = tests.get(mutant.test)
+            if test is None:
+                raise ValueError(f"{path.name}: mutant {mutant.id!r} names test {mutant.test!r}, "
+                                 f"which {spec.notebook} does not have")
+            score.outcomes.append(MutantOutcome(mutant, test.points, test.max_points,
+                                                test.status, test.message))
+    return score
+
+
+def format_scores(scores: list[MutationScore]) -> str:
+    """A plain-text table: mutants caught per exercise, and the solution's own score.
+
+    >>> s = MutationScore("01_x.ipynb", 9.0, 9.0)
+    >>> print(format_scores([s]))
+    exercise    mutants caught  solution
+    01_x.ipynb  0/0             9/9
+    """
+    rows = [("exercise", "mutants caught", "solution")]
+    rows += [(s.notebook, f"{s.caught}/{s.total}", f"{s.solution_score:g}/{s.max_score:g}")
+             for s in scores]
+    if len(scores) > 1:
+        rows.append(("total", f"{sum(s.caught for s in scores)}/{sum(s.total for s in scores)}",
+                     ""))
+    width = [max(len(r[i]) for r in rows) + 2 for i in range(2)]
+    return "\n".join(f"{a:<{width[0]}}{b:<{width[1]}}{c}".rstrip() for a, b, c in rows)

@@ -1,0 +1,90 @@
+"""Mutation testing of the exercises: every committed wrong answer loses points on its question,
+every solution keeps full marks, and no failure message gives away the number asked for."""
+
+from __future__ import annotations
+
+import inspect
+import operator
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from course_utils.grading import notebook_format as fmt
+from course_utils.grading.mutants import (
+    MUTANTS_DIR,
+    load_mutants,
+    mutant_files,
+    numbers_in,
+    score_mutants,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
+FILES = mutant_files()
+
+
+def test_every_exercise_has_three_mutants_per_question() -> None:
+    covered = {load_mutants(p).notebook: p for p in FILES}
+    missing = [s.name for s in SOLUTIONS if s.name not in covered]
+    assert not missing, f"no mutant file in {MUTANTS_DIR} for {missing}"
+    for path in FILES:
+        spec = load_mutants(path)
+        solution = nbformat.read(ROOT / "solutions" / spec.notebook, as_version=4)
+        answers = [fmt.grade_id(c) for c in solution.cells if fmt.is_solution(c)]
+        tests = {fmt.grade_id(c) for c in solution.cells if fmt.is_grade(c)}
+        for gid in answers:
+            n = sum(m.answer == gid for m in spec.mutants)
+            assert n >= 3, f"{path.name}: {gid} has {n} mutants, at least 3 are needed"
+        for m in spec.mutants:
+            assert m.answer in answers and m.test in tests, f"{path.name}: {m.id} names unknown cells"
+            assert "\n" not in m.misconception.strip(), f"{path.name}: {m.id}: one line, please"
+
+
+def asked_numbers(solution: nbformat.NotebookNode) -> dict[str, set[int]]:
+    """For each answer cell whose function needs no argument: the numbers it returns.
+
+    The setup cell and the solution's answer run here, in the test process; an answer that
+    is a count (or a tuple of counts) is the number the question asks for.
+    """
+    namespace: dict = {}
+    asked: dict[str, set[int]] = {}
+    for cell in solution.cells:
+        if cell.cell_type != "code" or fmt.is_grade(cell):
+            continue
+        before = set(namespace)
+        exec(compile(cell.source, fmt.grade_id(cell) or "setup", "exec"), namespace)
+        if not fmt.is_solution(cell):
+            continue
+        new = [namespace[k] for k in set(namespace) - before if inspect.isfunction(namespace[k])]
+        for function in new:
+            required = [p for p in inspect.signature(function).parameters.values()
+                        if p.default is inspect.Parameter.empty]
+            if required:
+                continue
+            value = function()
+            values = value if isinstance(value, (tuple, list)) else [value]
+            found = set()
+            for v in values:
+                try:
+                    found.add(abs(operator.index(v)))
+                except TypeError:
+                    pass
+            asked[fmt.grade_id(cell)] = {n for n in found if n >= 10}
+    return asked
+
+
+@pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
+def test_mutants_lose_points_and_solution_keeps_full_marks(path: Path) -> None:
+    score = score_mutants(path)
+    assert score.solution_score == score.max_score, (
+        f"{score.notebook}: the solution scored {score.solution_score}/{score.max_score}"
+    )
+    survivors = [f"{o.mutant.id} ({o.mutant.misconception}): {o.status} on {o.mutant.test}"
+                 for o in score.outcomes if not o.caught]
+    assert not survivors, f"{score.notebook}: mutants kept full marks:\n" + "\n".join(survivors)
+    asked = asked_numbers(nbformat.read(ROOT / "solutions" / score.notebook, as_version=4))
+    leaks = [f"{o.mutant.id}: {o.message!r} contains {sorted(asked[o.mutant.answer] & numbers_in(o.message))}"
+             for o in score.outcomes
+             if asked.get(o.mutant.answer, set()) & numbers_in(o.message)]
+    assert not leaks, f"{score.notebook}: feedback gives the answer away:\n" + "\n".join(leaks)
