@@ -235,13 +235,14 @@ class _Grader:
         for category in changed:
             added = sorted(set(details.get(category, [])) - set(full.get(category, [])))
             removed = sorted(set(full.get(category, [])) - set(details.get(category, [])))
-            items = [re.sub(r"#[0-9a-f]+(@[0-9a-f]+)?|=[0-9a-f]+$", "", i)
+            items = [re.sub(r"#[0-9a-f]+(@[0-9a-f]+)?|=[0-9a-f]+$", "", i)[:80]
                      for i in (added or removed)][:3]
             self.findings.append(f"{when}: {category.replace('_', ' ')} changed"
                                  + (f" ({'; '.join(items)})" if items else ""))
 
     def _canaries(self, gid: str) -> None:
-        """One cell that must fail and one that must pass, shaped like tests, random order."""
+        """One cell that must fail and one that must pass, shaped like tests, random order;
+        then the hook audit (from the passing canary, or a request of its own)."""
         word, nonce = secrets.token_hex(8), secrets.token_hex(16)
         failing = f"assert False, {word!r}\n{_PROOF} = {nonce!r}\n"
         value, nonce2 = secrets.token_hex(8), secrets.token_hex(16)
@@ -250,11 +251,13 @@ class _Grader:
         order = [("fail", failing), ("pass", passing)]
         if secrets.randbelow(2):
             order.reverse()
+        audited = False
         for kind, source in order:
             generation = self.kernel.generation
             run = self._run(source, 30, store_history=False, user_expressions={
                 "proof": _PROOF, "audit": _PROBE.format(False)})
             if self.kernel.generation != generation:
+                audited = True  # a fresh kernel: the replay took a new baseline
                 continue
             if kind == "fail" and (run.ename, run.evalue) != ("AssertionError", word):
                 self.findings.append(f"before {gid}: a canary cell that must fail with an "
@@ -265,6 +268,10 @@ class _Grader:
                                          "run to its end")
                 else:
                     self._audit(run, f"before {gid}")
+                    audited = True
+        if not audited:
+            self._audit(self.kernel.run("", 30, store_history=False, user_expressions={
+                "audit": _PROBE.format(False)}), f"before {gid}")
 
     # -- the notebook
     def steps(self) -> list[tuple[int, str, str, str]]:
@@ -343,8 +350,8 @@ class _Grader:
         seconds = time.perf_counter() - started
         self.result.cells.append(CellOutcome(index, gid, outcome.status, outcome.ename))
         if self.findings:
-            self.result.tests.append(_test(cell, "tampered", "scored 0: " + "; ".join(
-                self.findings[:3]), seconds))
+            self.result.tests.append(_test(cell, "tampered", _clip("scored 0: " + "; ".join(
+                self.findings[:3]), self.assignment.hidden_lines), seconds))
             return
         result = _grade(cell, outcome, block, hidden_failed, self.assignment.hidden_lines)
         if result.status in ("fail", "error") and not hidden_failed and self.hidden_ran:
@@ -443,8 +450,8 @@ def _grade_in_kernels(data: bytes, submission: nbformat.NotebookNode, assignment
 
     grader = one_kernel(result, False)
     if grader.findings:
-        result.notes.append("tampering detected, questions from there on scored 0: "
-                            + "; ".join(grader.findings[:5]))
+        result.notes.append(_clip("tampering detected, questions from there on scored 0: "
+                                  + "; ".join(grader.findings[:5]), assignment.hidden_lines))
     if grader.withheld and not grader.findings and time.perf_counter() < deadline:
         # Hidden tests ran before these visible failures: take their messages from a kernel
         # that never ran a hidden test, so no message can carry a hidden test's source.

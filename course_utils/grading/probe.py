@@ -27,7 +27,7 @@ import hashlib
 import json
 import sys
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 __all__ = ["fingerprint", "describe"]
@@ -183,8 +183,12 @@ def _categories() -> dict[str, list[str]]:
 
 
 def _get_ipython() -> Any:
-    getter: Callable[[], Any] | None = getattr(builtins, "get_ipython", None)
-    return getter() if getter is not None else None
+    """The running shell, or None (outside a kernel, or IPython not imported)."""
+    if "IPython" not in sys.modules:
+        return None
+    from IPython.core.getipython import get_ipython
+
+    return get_ipython()
 
 
 def fingerprint(full: bool = False) -> str:
