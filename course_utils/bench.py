@@ -42,6 +42,7 @@ from typing import Any
 import nbformat
 import psutil
 
+from course_utils.grading.throughput import NOTEBOOK, format_throughput, grading_throughput
 from course_utils.notebooks import CELL_TIMEOUT_S, KERNEL_NAME, notebook_paths
 
 __all__ = [
@@ -420,6 +421,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-inspection", action="store_true",
                         help="skip timing count_params/layer_table on the huge model")
     parser.add_argument("--kernel", default=KERNEL_NAME, help=f"kernel (default {KERNEL_NAME})")
+    parser.add_argument("--no-grading", action="store_true",
+                        help="skip timing the grader on 40 submissions of exercise 01")
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error("--runs must be at least 1")
@@ -439,9 +442,13 @@ def main(argv: list[str] | None = None) -> int:
     if inspection:
         print("\n" + format_inspection(inspection))
 
+    grading = None
+    if not args.no_grading and Path("solutions", NOTEBOOK).exists():
+        grading = grading_throughput()
+        print("\n" + format_throughput(grading))
     report = {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "runs": args.runs,
               "machine": _machine(), "notebooks": [r.to_dict() for r in results],
-              "inspection": inspection}
+              "inspection": inspection, "grading": grading}
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=1) + "\n")
     print(f"\nwritten {args.json}")

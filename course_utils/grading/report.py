@@ -39,8 +39,8 @@ def _num(value: float) -> str:
 def safe_cell(text: str) -> str:
     """Neutralise a CSV cell that a spreadsheet would run as a formula.
 
-    >>> safe_cell('=HYPERLINK("http://x")'), safe_cell("ada")
-    ('\'=HYPERLINK("http://x")', 'ada')
+    >>> print(safe_cell('=HYPERLINK("http://x")'), safe_cell("ada"))
+    '=HYPERLINK("http://x") ada
     """
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
@@ -148,7 +148,7 @@ def feedback_html(result: NotebookResult, assignment: Assignment | None = None) 
 def format_table(result: NotebookResult, width: int = 100) -> str:
     """The plain-text table ``check`` prints: question, points, result, message.
 
-    >>> from course_utils.grading.records import TestResult
+    >>> from course_utils.grading.records import NotebookResult, TestResult
     >>> r = NotebookResult("you", "01.ipynb", 2.0, 3.0, "graded", [
     ...     TestResult("q1_test", 2, 2, "pass", "", 0.1),
     ...     TestResult("q2_test", 0, 1, "fail", "expected 5, got 4", 0.1)])
