@@ -109,6 +109,22 @@ def _cases(submissions: Path, out: Path, solutions: Path) -> dict[str, tuple]:
     always_equal = ("class Anything(int):\n    def __eq__(self, other):\n        return True\n"
                     "    __hash__ = int.__hash__\n\n"
                     "def mlp_param_count() -> int:\n    return Anything(0)")
+    trace_jump = (
+        "import sys\n\n"
+        "def mlp_param_count() -> int:\n"
+        "    caller = sys._getframe(1)\n"
+        "    last = max(line for _, _, line in caller.f_code.co_lines() if line)\n"
+        "    def tracer(frame, event, arg):\n"
+        "        if frame is caller and event == 'line':\n"
+        "            if frame.f_lineno < last:\n"
+        "                frame.f_lineno = last  # skip the rest of the test\n"
+        "            else:\n"
+        "                frame.f_trace = None\n"
+        "                sys.settrace(None)  # and leave no trace behind\n"
+        "        return tracer\n"
+        "    caller.f_trace = tracer\n"
+        "    sys.settrace(tracer)\n"
+        "    return 0")
     victim = submissions / "victim" / NB01
     attacks_dir = str(submissions)
     record_hidden = (
@@ -178,6 +194,8 @@ def _cases(submissions: Path, out: Path, solutions: Path) -> dict[str, tuple]:
         "forge_ast_transformer": (blank(ast_wrapper), "tampered", 0.0, {"q1_test": "tampered"}),
         "forge_always_equal_int": (solved(q1_answer=always_equal), "tampered", 0.0,
                                    {"q1_test": "tampered"}),
+        "forge_trace_jump": (solved(q1_answer=trace_jump), "tampered", 0.0,
+                             {"q1_test": "tampered"}),
         "forge_shadowed_builtin": (blank("isinstance = lambda *args: True"), "tampered", 0.0,
                                    {"q1_test": "tampered"}),
         # other people's data: every write fails, nothing outside the scratch folder changes

@@ -222,7 +222,8 @@ def test_autograde_and_grade_agree_question_by_question(
     (kernels / "kernel.json").write_text(json.dumps({
         "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
         "display_name": "sizing-nn", "language": "python"}))
-    env = dict(os.environ, JUPYTER_PATH=str(tmp_path / "jupyter"), OMP_NUM_THREADS="1")
+    env = dict(os.environ, JUPYTER_PATH=str(tmp_path / "jupyter"), OMP_NUM_THREADS="1",
+               PATH=f"{nbgrader_python.parent}{os.pathsep}{os.environ.get('PATH', '')}")
     nbgrader = str(nbgrader_python.parent / "nbgrader")
     submissions = _submissions()
     ours_root = tmp_path / "ours"

@@ -63,6 +63,7 @@ DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_NOTEBOOK_TIMEOUT_S = 600.0
 MESSAGE_LIMIT = 600
 _PROOF = "__grader_proof__"
+_STEPS = "__grader_steps__"
 _PROBE = "__import__('course_utils.grading.probe', fromlist=['fingerprint']).fingerprint({})"
 
 
@@ -149,14 +150,52 @@ def _answers(submission: nbformat.NotebookNode, assignment: Assignment
     return answers, extras, notes
 
 
+def _parses(code: str) -> bool:
+    try:
+        ast.parse(code)
+    except (SyntaxError, ValueError):
+        return False
+    return True
+
+
 def _split_test(source: str) -> list[tuple[str, bool]]:
-    """[(code, hidden)]: the visible head, then everything from the first hidden line on."""
+    """[(code, hidden)]: the visible head, then everything from the first hidden line on
+    (the whole cell counts as hidden when the marker sits inside a block)."""
     lines = source.split("\n")
     start = next((i for i, line in enumerate(lines) if fmt.BEGIN_HIDDEN in line), None)
     if start is None:
         return [(source, False)]
     head, rest = "\n".join(lines[:start]), "\n".join(lines[start:])
-    return [(head, False), (rest, True)] if head.strip() else [(rest, True)]
+    if not head.strip():
+        return [(rest, True)]
+    if _parses(source) and not (_parses(head) and _parses(rest)):
+        return [(source, True)]
+    return [(head, False), (rest, True)]
+
+
+def _instrument(code: str, nonce: str) -> tuple[str, object]:
+    """``code`` with a step counter after each top-level statement and the proof line at
+    the end; and the proof expected when the code ran through. A trace function that jumps
+    over statements, or a hook that swallows an error, leaves the proof missing or short.
+
+    >>> print(_instrument("x = 1\\nassert x", "N")[0])
+    __grader_steps__ = 0
+    x = 1
+    __grader_steps__ += 1
+    assert x
+    __grader_steps__ += 1
+    __grader_proof__ = ('N', __grader_steps__)
+    <BLANKLINE>
+    """
+    try:
+        body = ast.parse(code).body
+    except (SyntaxError, ValueError):  # IPython syntax (magics): the proof line only
+        return f"{code}\n{_PROOF} = {nonce!r}\n", nonce
+    lines = code.split("\n")
+    for end in sorted((stmt.end_lineno for stmt in body), reverse=True):
+        lines.insert(end, f"{_STEPS} += 1")
+    text = "\n".join([f"{_STEPS} = 0", *lines])
+    return f"{text}\n{_PROOF} = ({nonce!r}, {_STEPS})\n", (nonce, len(body))
 
 
 def _clip(text: str, hidden_lines: list[str], limit: int = MESSAGE_LIMIT) -> str:
@@ -243,11 +282,11 @@ class _Grader:
     def _canaries(self, gid: str) -> None:
         """One cell that must fail and one that must pass, shaped like tests, random order;
         then the hook audit (from the passing canary, or a request of its own)."""
-        word, nonce = secrets.token_hex(8), secrets.token_hex(16)
-        failing = f"assert False, {word!r}\n{_PROOF} = {nonce!r}\n"
-        value, nonce2 = secrets.token_hex(8), secrets.token_hex(16)
-        passing = (f"__grader_canary__ = {value!r}\nassert __grader_canary__ == {value!r}\n"
-                   f"{_PROOF} = {nonce2!r}\n")
+        word, value = secrets.token_hex(8), secrets.token_hex(8)
+        failing, _ = _instrument(f"assert False, {word!r}", secrets.token_hex(16))
+        passing, expected = _instrument(f"__grader_canary__ = {value!r}\n"
+                                        f"assert __grader_canary__ == {value!r}",
+                                        secrets.token_hex(16))
         order = [("fail", failing), ("pass", passing)]
         if secrets.randbelow(2):
             order.reverse()
@@ -263,7 +302,7 @@ class _Grader:
                 self.findings.append(f"before {gid}: a canary cell that must fail with an "
                                      f"AssertionError gave {run.status} {run.ename}".strip())
             elif kind == "pass":
-                if not run.ok or _literal(run.expressions.get("proof")) != nonce2:
+                if not run.ok or _literal(run.expressions.get("proof")) != expected:
                     self.findings.append(f"before {gid}: a canary cell that must pass did not "
                                          "run to its end")
                 else:
@@ -331,15 +370,15 @@ class _Grader:
         for code, hidden in _split_test(cell.source):
             if hidden and self.visible_only:
                 break
-            nonce = secrets.token_hex(16)
+            source, expected = _instrument(code, secrets.token_hex(16))
             generation = self.kernel.generation
-            run = self._run(f"{code}\n{_PROOF} = {nonce!r}\n", self._cell_timeout(index),
+            run = self._run(source, self._cell_timeout(index),
                             store_history=False, user_expressions={
                                 "proof": _PROOF, "audit": _PROBE.format(False)})
             self.hidden_ran |= hidden
             restarted = self.kernel.generation != generation
             if run.ok and not restarted:
-                if _literal(run.expressions.get("proof")) != nonce:
+                if _literal(run.expressions.get("proof")) != expected:
                     self.findings.append(f"{gid}: the test reported success but did not run "
                                          "to its end")
                 self._audit(run, f"during {gid}")
