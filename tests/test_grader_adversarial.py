@@ -194,8 +194,10 @@ def _cases(submissions: Path, out: Path, solutions: Path) -> dict[str, tuple]:
         "forge_ast_transformer": (blank(ast_wrapper), "tampered", 0.0, {"q1_test": "tampered"}),
         "forge_always_equal_int": (solved(q1_answer=always_equal), "tampered", 0.0,
                                    {"q1_test": "tampered"}),
+        # q1 is 0 whether the jump works (short proof) or not (the assert fails); the
+        # tracer left behind is found before q2
         "forge_trace_jump": (solved(q1_answer=trace_jump), "tampered", 0.0,
-                             {"q1_test": "tampered"}),
+                             {"q2_test": "tampered"}),
         "forge_shadowed_builtin": (blank("isinstance = lambda *args: True"), "tampered", 0.0,
                                    {"q1_test": "tampered"}),
         # other people's data: every write fails, nothing outside the scratch folder changes
