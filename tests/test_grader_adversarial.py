@@ -198,6 +198,17 @@ def _cases(submissions: Path, out: Path, solutions: Path) -> dict[str, tuple]:
         # tracer left behind is found before q2
         "forge_trace_jump": (solved(q1_answer=trace_jump), "tampered", 0.0,
                              {"q2_test": "tampered"}),
+        "forge_patched_torch": (solved(q1_answer="import torch\n"
+                                       "torch.Tensor.numel = lambda self: 1\n\n"
+                                       "def mlp_param_count() -> int:\n    return 6"),
+                                "tampered", 0.0, {"q1_test": "tampered"}),
+        # a startup file for the next kernel, then a crash: every start gets a fresh scratch
+        "startup_file_then_crash": (prefixed("q1_answer", (
+            "import os\nfolder = os.path.expanduser('~/.tmp/ipython/profile_default/startup')\n"
+            "os.makedirs(folder, exist_ok=True)\n"
+            "open(folder + '/00.py', 'w').write(\"get_ipython().input_transformers_cleanup"
+            ".append(lambda lines: ['pass\\\\n'])\")\n"
+            "os._exit(1)")), "graded", FULL - 2, {"q1_test": "kernel_died", "q2_test": "pass"}),
         "forge_shadowed_builtin": (blank("isinstance = lambda *args: True"), "tampered", 0.0,
                                    {"q1_test": "tampered"}),
         # other people's data: every write fails, nothing outside the scratch folder changes
@@ -300,6 +311,7 @@ def test_each_attack_gets_its_status_and_score(batch: dict) -> None:
 def test_tampering_is_named_in_the_notes(batch: dict) -> None:
     found = batch["results"]
     expected = {"forge_input_transformer": "input transformers",
+                "forge_patched_torch": "libraries changed",
                 "forge_post_run_cell": "events", "forge_execution_result": "execution result",
                 "forge_ast_transformer": "ast transformers",
                 "forge_always_equal_int": "always equal", "forge_shadowed_builtin": "shadowed"}

@@ -265,7 +265,8 @@ class _Grader:
         if not isinstance(text, str):
             self.findings.append(f"{when}: the grader's audit could not run")
             return
-        changed = [k for k, v in json.loads(text).items() if digest.get(k) != v]
+        now_digest = json.loads(text)
+        changed = [k for k, v in now_digest.items() if digest.get(k) != v]
         if not changed:
             return
         now = self.kernel.run("", 30, store_history=False,
@@ -274,10 +275,15 @@ class _Grader:
         for category in changed:
             added = sorted(set(details.get(category, [])) - set(full.get(category, [])))
             removed = sorted(set(full.get(category, [])) - set(details.get(category, [])))
+            if category == "libraries":  # lazily imported names appear; none may change
+                added = []
+            if not (added or removed):  # same items in another order: nothing was replaced
+                digest[category] = now_digest[category]
+                continue
             items = [re.sub(r"#[0-9a-f]+(@[0-9a-f]+)?|=[0-9a-f]+$", "", i)[:80]
                      for i in (added or removed)][:3]
-            self.findings.append(f"{when}: {category.replace('_', ' ')} changed"
-                                 + (f" ({'; '.join(items)})" if items else ""))
+            self.findings.append(f"{when}: {category.replace('_', ' ')} changed ("
+                                 + "; ".join(items) + ")")
 
     def _canaries(self, gid: str) -> None:
         """One cell that must fail and one that must pass, shaped like tests, random order;
@@ -478,10 +484,9 @@ def _grade_in_kernels(data: bytes, submission: nbformat.NotebookNode, assignment
 
     def one_kernel(target: NotebookResult, visible_only: bool) -> _Grader:
         with tempfile.TemporaryDirectory(prefix="course-grade-") as tmp:
-            scratch = Path(tmp) / "home"
-            scratch.mkdir()
-            (scratch / assignment.name).write_bytes(data)  # the only file from the learner
-            with GradingKernel(scratch, sandboxed=sandboxed, limits=limits) as kernel:
+            scratch = Path(tmp) / "home"  # holds only the notebook, afresh at every start
+            with GradingKernel(scratch, sandboxed=sandboxed, limits=limits,
+                               files={assignment.name: data}) as kernel:
                 grader = _Grader(kernel, assignment, answers, extras, target, timeout=timeout,
                                  deadline=deadline, visible_only=visible_only)
                 grader.run()

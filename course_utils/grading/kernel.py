@@ -85,7 +85,7 @@ def kernel_env(home: str, sandboxed: bool) -> dict[str, str]:
         os.environ)
     env.update({name: "1" for name in _THREADS})
     env.update(MPLBACKEND="Agg", PYDEVD_DISABLE_FILE_VALIDATION="1", TERM="dumb",
-               PYTHONSAFEPATH="1", PYTHONDONTWRITEBYTECODE="1")
+               PYTHONSAFEPATH="1", PYTHONDONTWRITEBYTECODE="1", PYTHONNOUSERSITE="1")
     if sandboxed:
         env.update(HOME=home, USER="learner", LOGNAME="learner", TMPDIR="/tmp",
                    MPLCONFIGDIR=f"{home}/.tmp/matplotlib", IPYTHONDIR=f"{home}/.tmp/ipython",
@@ -101,8 +101,9 @@ class GradingKernel:
     """
 
     def __init__(self, scratch: Path, *, sandboxed: bool, limits: dict[str, int] | None = None,
-                 startup_timeout: float = 60) -> None:
+                 startup_timeout: float = 60, files: dict[str, bytes] | None = None) -> None:
         self.scratch = Path(scratch)
+        self.files = dict(files or {})  # the scratch folder's content at every start
         self.sandboxed = sandboxed
         self.limits = dict(DEFAULT_LIMITS if limits is None else limits)
         self.startup_timeout = startup_timeout
@@ -124,6 +125,7 @@ class GradingKernel:
     def start(self) -> None:
         """Start a new kernel (the previous one, with every process it started, is killed)."""
         self._stop()
+        self._reset_scratch()
         self._private = Path(tempfile.mkdtemp(prefix="course-kernel-"))
         sockets = self._private / "sockets"
         sockets.mkdir()
@@ -134,8 +136,8 @@ class GradingKernel:
             str(sockets / "kernel.json"), ip=f"{inside}/k", transport="ipc", key=key.encode())
         client_info = dict(info, ip=str(sockets / "k"))
         home = sandbox.SANDBOX_HOME if self.sandboxed else str(self.scratch)
-        inner = [sys.executable, "-P", "-m", "course_utils.grading.launcher",
-                 *limits_argv(self.limits), "--", sys.executable, "-P", "-m",
+        inner = [sys.executable, "-P", "-s", "-m", "course_utils.grading.launcher",
+                 *limits_argv(self.limits), "--", sys.executable, "-P", "-s", "-m",
                  "ipykernel_launcher", "-f", f"{inside}/kernel.json",
                  "--HistoryManager.enabled=False", "--IPKernelApp.quiet=True"]
         if self.sandboxed:
@@ -170,6 +172,15 @@ class GradingKernel:
             raise
         self.generation += 1
 
+    def _reset_scratch(self) -> None:
+        """Every start gets a pristine scratch folder: nothing a previous kernel wrote there
+        (IPython startup files, config, ``.pth`` files ...) can run before the baseline."""
+        if self.scratch.exists() and self.files:
+            shutil.rmtree(self.scratch)
+        self.scratch.mkdir(parents=True, exist_ok=True)
+        for name, data in self.files.items():
+            (self.scratch / name).write_bytes(data)
+
     def _wait_ready(self) -> None:
         deadline = time.perf_counter() + self.startup_timeout
         msg_id = self._kc.kernel_info()
@@ -182,7 +193,9 @@ class GradingKernel:
                 continue
             if reply.get("parent_header", {}).get("msg_id") == msg_id:
                 run = self.run("get_ipython().ask_exit = lambda: None\n"
-                               "import course_utils.grading.probe", self.startup_timeout,
+                               "import course_utils.grading.probe\n"
+                               "course_utils.grading.probe.import_libraries()",
+                               self.startup_timeout,
                                store_history=False, _restart=False)
                 if not run.ok:
                     raise KernelStartError(f"the kernel could not be prepared: {run.evalue}")

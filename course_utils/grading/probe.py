@@ -9,11 +9,13 @@ or reports their errors; the grader then asks for the full lists and names the c
 Categories: IPython's input and AST transformers, event callbacks, custom exception
 handlers, ``sys`` hooks (excepthook, trace and profile functions ...), the methods of the
 shell, kernel and session classes and instances, ``ExecutionResult``, the compiler, the
-identity of every built-in, built-in names redefined as callables in the learner's
+identity of every built-in, the functions and classes of the libraries the tests use
+(``torch``, ``torch.nn``, ``numpy``), built-in names redefined as callables in the learner's
 namespace, and classes defined in a cell that subclass a value type (``int``, ``str``,
 ``tuple``, ``torch.Tensor`` ...) while overriding comparisons (always-equal objects).
 
-Nothing here imports torch; outside a kernel the shell-related categories are empty.
+Importing this module imports nothing heavy (``import_libraries`` does, in the kernel);
+outside a kernel the shell-related categories are empty.
 
 >>> import json
 >>> sorted(json.loads(fingerprint()))[:3]
@@ -23,14 +25,17 @@ Nothing here imports torch; outside a kernel the shell-related categories are em
 from __future__ import annotations
 
 import builtins
-import hashlib
 import json
 import sys
 import threading
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["fingerprint", "describe"]
+__all__ = ["LIBRARIES", "fingerprint", "describe", "import_libraries"]
+
+# Libraries the tests rely on: their functions and classes are fingerprinted too, so an
+# answer that patches ``torch.Tensor.numel`` or ``nn.Linear.__init__`` is caught.
+LIBRARIES = ("torch", "torch.nn", "torch.nn.functional", "numpy")
 
 _COMPARISONS = ("__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__hash__",
                 "__bool__", "__index__", "__int__", "__float__", "__contains__", "__len__",
@@ -56,15 +61,13 @@ def _items(values: Iterable[Any]) -> list[str]:
     return [describe(v) for v in values]
 
 
-def _class_dicts(obj: Any, prefixes: tuple[str, ...]) -> list[str]:
-    """name=identity for every attribute of the classes of ``obj`` from the given packages."""
-    found = []
+def _class_dicts(obj: Any, prefixes: tuple[str, ...]) -> list[Any]:
+    """(class, name, identity) for every attribute of the classes of ``obj`` from the given
+    packages (tuples, not strings: this runs before and after every test)."""
+    found: list[Any] = []
     for cls in type(obj).__mro__:
-        if not cls.__module__.startswith(prefixes):
-            continue
-        for name, value in sorted(vars(cls).items()):
-            if callable(value) or isinstance(value, (property, staticmethod, classmethod)):
-                found.append(f"{cls.__qualname__}.{name}={id(value):x}")
+        if cls.__module__.startswith(prefixes):
+            found += [(cls.__qualname__, name, id(value)) for name, value in vars(cls).items()]
     return found
 
 
@@ -164,6 +167,35 @@ def _shadowed_builtins(namespace: dict[str, Any]) -> list[str]:
                   and value is not vars(builtins)[name])
 
 
+def import_libraries() -> None:
+    """Import ``LIBRARIES`` that are installed (before the baseline, so it includes them)."""
+    import importlib
+    import importlib.util
+
+    for name in LIBRARIES:
+        try:
+            if importlib.util.find_spec(name) is not None:
+                importlib.import_module(name)
+        except (ImportError, ValueError):
+            continue
+
+
+def _libraries() -> list[Any]:
+    found: list[Any] = []
+    for name in LIBRARIES:
+        module = sys.modules.get(name)
+        if module is not None:
+            found += [(name, attr, id(value)) for attr, value in vars(module).items()
+                      if not attr.startswith("__") and not isinstance(value, type(sys))]
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        classes = [torch.Tensor, torch.nn.Module, *(
+            c for c in _subclasses(torch.nn.Module) if c.__module__.startswith("torch."))]
+        for cls in classes:
+            found += [(cls.__qualname__, attr, id(value)) for attr, value in vars(cls).items()]
+    return found
+
+
 def _categories() -> dict[str, list[str]]:
     ip = _get_ipython()
     found: dict[str, list[str]] = {
@@ -179,6 +211,7 @@ def _categories() -> dict[str, list[str]]:
         f"module={id(sys.modules.get('builtins')):x}"]
     found["shadowed_builtins"] = _shadowed_builtins(namespace)
     found["always_equal"] = _always_equal()
+    found["libraries"] = _libraries()
     return found
 
 
@@ -191,10 +224,16 @@ def _get_ipython() -> Any:
     return get_ipython()
 
 
+def _text(item: Any) -> str:
+    if isinstance(item, tuple):
+        *names, identity = item
+        return f"{'.'.join(names)}={identity:x}"
+    return str(item)
+
+
 def fingerprint(full: bool = False) -> str:
-    """JSON: each category's digest, or (``full``) its sorted list of items."""
+    """JSON: each category's digest (valid within this process), or (``full``) its items."""
     found = _categories()
     if full:
-        return json.dumps({k: sorted(v) for k, v in found.items()})
-    return json.dumps({k: hashlib.sha256("\n".join(sorted(v)).encode()).hexdigest()[:16]
-                       for k, v in found.items()})
+        return json.dumps({k: sorted(_text(i) for i in v) for k, v in found.items()})
+    return json.dumps({k: str(hash(tuple(v))) for k, v in found.items()})
