@@ -64,7 +64,7 @@ def _items(values: Iterable[Any]) -> list[str]:
 def _class_dicts(obj: Any, prefixes: tuple[str, ...]) -> list[Any]:
     """(class, name, identity) for every attribute of the classes of ``obj`` from the given
     packages (tuples, not strings: this runs before and after every test)."""
-    found: list[Any] = []
+    found: list[Any] = [("type of", type(obj).__qualname__, id(type(obj)))]
     for cls in type(obj).__mro__:
         if cls.__module__.startswith(prefixes):
             found += [(cls.__qualname__, name, id(value)) for name, value in vars(cls).items()]
@@ -112,6 +112,14 @@ def _shell_categories(ip: Any) -> dict[str, list[str]]:
     if compiler is not None:
         machinery += _class_dicts(compiler, ("IPython", "codeop"))
         machinery += _instance_callables(compiler) + [f"flags={compiler.flags}"]
+    for helper in (ip.events, manager, getattr(kernel, "shell_stream", None)):
+        if helper is not None:  # objects the shell delegates to: replaced or patched?
+            machinery += _class_dicts(helper, ("IPython", "ipykernel", "zmq", "tornado"))
+            machinery += _instance_callables(helper)
+    zmq = sys.modules.get("zmq")
+    if zmq is not None:
+        machinery += [(cls.__qualname__, name, id(value)) for cls in zmq.Socket.__mro__
+                      if cls.__module__.startswith("zmq") for name, value in vars(cls).items()]
     return {"input_transformers": _items(transformers),
             "ast_transformers": _items(ip.ast_transformers),
             "events": events, "exception_handlers": exceptions,
