@@ -275,8 +275,6 @@ class _Grader:
         for category in changed:
             added = sorted(set(details.get(category, [])) - set(full.get(category, [])))
             removed = sorted(set(full.get(category, [])) - set(details.get(category, [])))
-            if category == "libraries":  # lazily imported names appear; none may change
-                added = []
             if not (added or removed):  # same items in another order: nothing was replaced
                 digest[category] = now_digest[category]
                 continue

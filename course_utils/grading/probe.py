@@ -188,20 +188,29 @@ def import_libraries() -> None:
             continue
 
 
-def _libraries() -> list[Any]:
-    found: list[Any] = []
-    for name in LIBRARIES:
-        module = sys.modules.get(name)
-        if module is not None:
-            found += [(name, attr, id(value)) for attr, value in vars(module).items()
-                      if not attr.startswith("__") and not isinstance(value, type(sys))]
+def _from_notebook(value: Any) -> bool:
+    """True for a function, class or wrapper defined by code run in the kernel's cells."""
+    for candidate in (value, getattr(value, "__func__", None), getattr(value, "func", None),
+                      getattr(value, "fget", None)):
+        if candidate is not None and getattr(candidate, "__module__", None) == "__main__":
+            return True
+    return False
+
+
+def _libraries() -> list[str]:
+    """Attributes of ``LIBRARIES`` (module functions, ``Tensor`` and ``nn.Module`` classes)
+    that now hold code defined in the notebook. Only such values count: the libraries
+    legitimately rewrap some of their own functions on first use."""
+    owners: list[tuple[str, Any]] = [(n, sys.modules[n]) for n in LIBRARIES if n in sys.modules]
     torch = sys.modules.get("torch")
     if torch is not None:
+        base = getattr(torch._C, "TensorBase", None) or getattr(torch._C, "_TensorBase", None)
         classes = [torch.Tensor, torch.nn.Module, *(
             c for c in _subclasses(torch.nn.Module) if c.__module__.startswith("torch."))]
-        for cls in classes:
-            found += [(cls.__qualname__, attr, id(value)) for attr, value in vars(cls).items()]
-    return found
+        owners += [(c.__qualname__, c) for c in ([base] if base else []) + classes]
+    return [f"{owner}.{attr} is replaced by code from the notebook"
+            for owner, obj in owners for attr, value in vars(obj).items()
+            if _from_notebook(value)]
 
 
 def _categories() -> dict[str, list[str]]:
