@@ -422,7 +422,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="skip timing count_params/layer_table on the huge model")
     parser.add_argument("--kernel", default=KERNEL_NAME, help=f"kernel (default {KERNEL_NAME})")
     parser.add_argument("--no-grading", action="store_true",
-                        help="skip timing the grader on 40 submissions of exercise 01")
+                        help="skip timing the grader on 40 submissions of exercise 01 (only "
+                        "timed on a full run: default targets, no --only)")
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error("--runs must be at least 1")
@@ -443,7 +444,8 @@ def main(argv: list[str] | None = None) -> int:
         print("\n" + format_inspection(inspection))
 
     grading = None
-    if not args.no_grading and Path("solutions", NOTEBOOK).exists():
+    full_run = args.only is None and args.targets == parser.get_default("targets")
+    if full_run and not args.no_grading and Path("solutions", NOTEBOOK).exists():
         grading = grading_throughput()
         print("\n" + format_throughput(grading))
     report = {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "runs": args.runs,
