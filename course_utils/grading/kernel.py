@@ -136,8 +136,11 @@ class GradingKernel:
             str(sockets / "kernel.json"), ip=f"{inside}/k", transport="ipc", key=key.encode())
         client_info = dict(info, ip=str(sockets / "k"))
         home = sandbox.SANDBOX_HOME if self.sandboxed else str(self.scratch)
+        # Unsandboxed, RLIMIT_NPROC would count every process of this user (a browser's
+        # too), so it is left alone there.
+        limits = self.limits if self.sandboxed else dict(self.limits, processes=0)
         inner = [sys.executable, "-P", "-s", "-m", "course_utils.grading.launcher",
-                 *limits_argv(self.limits), "--", sys.executable, "-P", "-s", "-m",
+                 *limits_argv(limits), "--", sys.executable, "-P", "-s", "-m",
                  "ipykernel_launcher", "-f", f"{inside}/kernel.json",
                  "--HistoryManager.enabled=False", "--IPKernelApp.quiet=True"]
         if self.sandboxed:
