@@ -13,7 +13,7 @@ JOBS   ?= 2
 # Deterministic, thread-count-independent runs for tests, regeneration and benchmarks.
 DET    := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONHASHSEED=0
 
-.PHONY: help lab test lint unit notebooks exercises bench doctor clean browser-deps book
+.PHONY: help lab test lint unit notebooks exercises bench doctor clean system-deps book
 
 help:
 	@echo "make lab        open the course in JupyterLab (creates .venv when missing)"
@@ -39,27 +39,36 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 lab: $(STAMP)
 	$(BIN)/jupyter lab $(ROOT_FLAG) $(LAB_ARGS) notebooks/00_start_here.ipynb
 
-test: $(STAMP) browser-deps
+test: $(STAMP) system-deps
 	$(BIN)/ruff check .
 	$(DET) $(BIN)/python -m pytest -n $(JOBS) --dist loadscope -rs --nbval-kernel-name $(KERNEL) $(PYTEST_ARGS)
 
-# tests/test_browser.py drives JupyterLab in Debian's Chromium (never a downloaded browser).
-# Installed here when missing and we are root; otherwise that test is skipped, and we say so loudly.
+# System packages the tests need, installed with apt when missing and we are root:
+# - chromium: tests/test_browser.py drives JupyterLab in Debian's Chromium (never a downloaded
+#   browser); without it that test is skipped, and we say so loudly;
+# - bubblewrap: the grader's sandbox (bwrap); without it `grade` refuses to run unless
+#   --no-sandbox is given, and the adversarial grader tests are skipped.
 CHROMIUM := /usr/bin/chromium
-browser-deps:
-	@if [ ! -x $(CHROMIUM) ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  echo "Installing chromium for the browser test (apt-get) ..."; \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-	    || echo "apt-get could not install chromium (see the messages above)"; \
-	fi
-	@if [ ! -x $(CHROMIUM) ]; then \
-	  echo ""; \
-	  echo "################################################################################"; \
-	  echo "#  WARNING: $(CHROMIUM) not found: the JupyterLab browser test WILL BE SKIPPED."; \
-	  echo "#  Install it with:   sudo apt-get install chromium   (then run make test again)"; \
-	  echo "################################################################################"; \
-	  echo ""; \
-	fi
+APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y -qq
+system-deps:
+	@missing=""; [ -x $(CHROMIUM) ] || missing="$$missing chromium"; \
+	  command -v bwrap >/dev/null || missing="$$missing bubblewrap"; \
+	  if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "Installing$$missing for the tests (apt-get) ..."; \
+	    (apt-get update -qq && $(APT_INSTALL) $$missing >/dev/null) \
+	      || echo "apt-get could not install$$missing (see the messages above)"; \
+	  fi
+	@for need in "$(CHROMIUM):chromium:the JupyterLab browser test" "bwrap:bubblewrap:the grader's sandbox tests"; do \
+	  path=$${need%%:*}; rest=$${need#*:}; package=$${rest%%:*}; what=$${rest#*:}; \
+	  if ! command -v $$path >/dev/null && [ ! -x $$path ]; then \
+	    echo ""; \
+	    echo "################################################################################"; \
+	    echo "#  WARNING: $$package not found: $$what WILL BE SKIPPED."; \
+	    echo "#  Install it with:   sudo apt-get install $$package   (then run make test again)"; \
+	    echo "################################################################################"; \
+	    echo ""; \
+	  fi; \
+	done
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -43,6 +43,7 @@ import nbformat
 import psutil
 
 from course_utils.grading.mutants import format_scores, load_mutants, mutant_files, score_mutants
+from course_utils.grading.throughput import NOTEBOOK, format_throughput, grading_throughput
 from course_utils.notebooks import CELL_TIMEOUT_S, KERNEL_NAME, notebook_paths
 
 __all__ = [
@@ -423,6 +424,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kernel", default=KERNEL_NAME, help=f"kernel (default {KERNEL_NAME})")
     parser.add_argument("--no-mutants", action="store_true",
                         help="skip grading the exercises' mutants (solutions/mutants/)")
+    parser.add_argument("--no-grading", action="store_true",
+                        help="skip timing the grader on 40 submissions of exercise 01 (only "
+                        "timed on a full run: default targets, no --only)")
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error("--runs must be at least 1")
@@ -447,9 +451,14 @@ def main(argv: list[str] | None = None) -> int:
     if mutation:  # mutants caught by each exercise's tests (see tests/test_mutants.py)
         print("\n" + format_scores(mutation))
 
+    grading = None
+    full_run = args.only is None and args.targets == parser.get_default("targets")
+    if full_run and not args.no_grading and Path("solutions", NOTEBOOK).exists():
+        grading = grading_throughput()
+        print("\n" + format_throughput(grading))
     report = {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "runs": args.runs,
               "machine": _machine(), "notebooks": [r.to_dict() for r in results],
-              "inspection": inspection,
+              "inspection": inspection, "grading": grading,
               "mutants": [{"notebook": m.notebook, "caught": m.caught, "total": m.total,
                            "solution_score": m.solution_score, "max_score": m.max_score}
                           for m in mutation]}

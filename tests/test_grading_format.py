@@ -144,3 +144,56 @@ def test_solution_01_exists_with_five_questions() -> None:
     ids = [fmt.grade_id(c) for c in nb.cells if fmt.grade_id(c)]
     assert ids == ["setup"] + [f"q{n}_{kind}" for n in range(1, 6)
                                for kind in ("answer", "test")]
+
+
+# ---------------------------------------------------------------- reading submissions
+
+
+def test_intake_refuses_what_is_not_a_regular_notebook(tmp_path: Path) -> None:
+    import json
+    import os
+
+    from course_utils.grading.intake import read_submission
+
+    good = {"cells": [{"cell_type": "code", "source": ["x = 1\n", "y = 2"], "metadata": {},
+                       "outputs": [], "execution_count": None}],
+            "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3"}},
+            "nbformat": 4, "nbformat_minor": 5}
+    (tmp_path / "good.ipynb").write_text(json.dumps(good))
+    assert read_submission(tmp_path / "good.ipynb").cells[0].source == "x = 1\ny = 2"
+    cases = {
+        "kernelspec.ipynb": (dict(good, metadata={"kernelspec": "python3"}), "kernelspec"),
+        "source.ipynb": (dict(good, cells=[dict(good["cells"][0], source=7)]), "source"),
+        "cells.ipynb": (dict(good, cells={"a": 1}), "cells must be a list"),
+        "nbformat.ipynb": (dict(good, nbformat=3), "nbformat must be 4"),
+    }
+    for name, (data, reason) in cases.items():
+        (tmp_path / name).write_text(json.dumps(data))
+        with pytest.raises(ValueError, match=reason):
+            read_submission(tmp_path / name)
+    (tmp_path / "link.ipynb").symlink_to(tmp_path / "good.ipynb")
+    os.mkfifo(tmp_path / "fifo.ipynb")
+    (tmp_path / "deep.ipynb").write_text("[" * 100_000 + "]" * 100_000)
+    for name, reason in (("link.ipynb", "symbolic link"), ("fifo.ipynb", "regular file"),
+                         ("deep.ipynb", "JSON")):
+        with pytest.raises(ValueError, match=reason):
+            read_submission(tmp_path / name)
+    (tmp_path / "big.ipynb").write_bytes(b" " * 1000)
+    with pytest.raises(ValueError, match="limit"):
+        read_submission(tmp_path / "big.ipynb", limit=100)
+
+
+def test_gradebook_neutralises_formulas_and_reads_rosters(tmp_path: Path) -> None:
+    from course_utils.grading.grade import read_roster
+    from course_utils.grading.records import NotebookResult
+    from course_utils.grading.report import safe_cell, write_gradebook
+
+    assert [safe_cell(v) for v in ("=1+1", "+1", "-1", "@SUM(A1)", "ada", "")] == [
+        "'=1+1", "'+1", "'-1", "'@SUM(A1)", "ada", ""]
+    rows = [NotebookResult("=HYPERLINK(\"x\")", "01.ipynb", 1.0, 2.0, "graded")]
+    write_gradebook(rows, tmp_path / "grades.csv", [])
+    text = (tmp_path / "grades.csv").read_text()
+    assert text.splitlines()[1].startswith("\"'=HYPERLINK")
+    assert [p.name for p in tmp_path.iterdir()] == ["grades.csv"], "no temporary file left"
+    (tmp_path / "roster.csv").write_text("student_id,name\n# a comment\nada,Ada\n\ngrace\n")
+    assert read_roster(tmp_path / "roster.csv") == ["ada", "grace"]

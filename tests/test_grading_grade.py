@@ -185,10 +185,11 @@ def _attacks() -> dict[str, tuple[nbformat.NotebookNode | bytes, str, float | No
         "sys_exit": (solved(q5_answer="import sys\n\ndef lstm_classifier_param_count():\n"
                                       "    sys.exit()"),
                      "graded", full - points["q5_test"], {"q5_test": "error"}),
+        # replacing a method of the shell is tampering, whatever it is for: all zero
         "showtraceback_replaced": (solved(q1_answer="get_ipython().showtraceback = "
                                           "lambda *a, **k: None\n\ndef mlp_param_count(*sizes):\n"
                                           "    return 1"),
-                                   "graded", full - points["q1_test"], {"q1_test": "fail"}),
+                                   "tampered", 0.0, {"q1_test": "tampered"}),
         "warnings_printed": (solved(q1_answer="import sys, warnings\n"
                                     "warnings.warn('careful')\nprint('noise', file=sys.stderr)"
                                     "\n" + _cell(sol, "q1_answer").source),

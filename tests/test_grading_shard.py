@@ -94,12 +94,14 @@ def _fake_shard(subs: Path, out: Path, index: int, count: int, timeout: float = 
     """A shard output from the real ``sharded`` wrapper around a stand-in grader."""
     args = argparse.Namespace(submissions=subs, out=out, shard=Shard(index, count),
                               solutions=SOLUTIONS, jobs=1, timeout=timeout, memory_mb=2048)
-    with shard.sharded(args) as staged:
+    with shard.sharded(args) as include:
         out.mkdir(parents=True, exist_ok=True)
         with open(out / "grades.csv", "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
             writer.writerow(["student_id", "notebook", "score", "max_score", "status", "q1"])
-            for folder in shard.learner_folders(staged):
+            for folder in shard.learner_folders(subs):
+                if not include(folder.name):
+                    continue
                 writer.writerow([folder.name, NB01, "1", "2", "graded", "1"])
                 for kind in ("results", "feedback"):
                     (out / kind / folder.name).mkdir(parents=True)

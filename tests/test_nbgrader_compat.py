@@ -9,11 +9,14 @@ as skipped, never as passed.
 nbgrader's own ``generate_assignment`` runs on our solution notebooks; the student versions
 it writes must match our ``exercises/`` cell by cell: sources, ids, nbgrader metadata
 (checksums included) and lock flags. The only difference allowed is our
-``raises-exception`` tag.
+``raises-exception`` tag. Then nbgrader's ``autograde`` and our ``grade`` score the same six
+submissions (full, blank, partial, a helper in its own cell, tampered, an always-equal
+object) and must agree question by question, except where we are deliberately stricter.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -150,3 +153,102 @@ def test_nbgrader_validates_our_notebooks_and_agrees_on_checksums(
             if fmt.is_grade(cell) or fmt.is_solution(cell) or fmt.is_locked(cell):
                 ours[(str(path), fmt.grade_id(cell))] = fmt.compute_checksum(cell)
     assert ours == {k: v for k, v in theirs.items() if k[0] != str(tmp_path / "broken.ipynb")}
+
+
+# ---------------------------------------------------------------- autograde vs grade
+
+_ALWAYS_EQUAL = ("class Anything(int):\n    def __eq__(self, other):\n        return True\n"
+                 "    __hash__ = int.__hash__\n\n"
+                 "def mlp_param_count() -> int:\n    return Anything(0)")
+_TAMPER = "get_ipython().input_transformers_cleanup.append(lambda lines: ['pass\\n'])"
+# Where we are deliberately stricter than nbgrader: a submission caught changing how cells
+# run (an input transformer) or handing in an always-equal object scores 0 from the
+# question where it was caught on; nbgrader is fooled and gives full marks.
+_STRICTER = {"tampered", "always_equal"}
+
+_SCORES = """
+import json, sys
+from nbgrader.api import Gradebook
+root, notebook, students = sys.argv[1], sys.argv[2], sys.argv[3:]
+found = {}
+with Gradebook(f"sqlite:///{root}/gradebook.db") as gb:
+    for student in students:
+        sub = gb.find_submission_notebook(notebook, "ps", student)
+        found[student] = {g.name: g.score for g in sub.grades}
+print(json.dumps(found))
+"""
+
+
+def _submissions() -> dict[str, nbformat.NotebookNode]:
+    name = "01_layers_of_a_model.ipynb"
+    solution = nbformat.read(ROOT / "solutions" / name, as_version=4)
+    exercise = nbformat.read(ROOT / "exercises" / name, as_version=4)
+
+    def answered(*gids: str, **sources: str) -> nbformat.NotebookNode:
+        nb = copy.deepcopy(exercise)
+        for cell in nb.cells:
+            gid = fmt.grade_id(cell)
+            if gid in gids:
+                cell.source = next(c.source for c in solution.cells if fmt.grade_id(c) == gid)
+            if gid in sources:
+                cell.source = sources[gid]
+        return nb
+
+    every = tuple(fmt.grade_id(c) for c in solution.cells if fmt.is_solution(c))
+    helper = answered(*every, q1_answer="def mlp_param_count() -> int:\n    return _helper()")
+    at = next(i for i, c in enumerate(helper.cells) if fmt.grade_id(c) == "q1_answer")
+    helper.cells.insert(at + 1, nbformat.v4.new_code_cell(
+        "def _helper():\n    widths = [10, 32, 32, 3]\n"
+        "    return sum((a + 1) * b for a, b in zip(widths, widths[1:]))"))
+    tampered = copy.deepcopy(exercise)
+    next(c for c in tampered.cells if fmt.grade_id(c) == "q1_answer").source += "\n" + _TAMPER
+    return {"full": answered(*every), "blank": copy.deepcopy(exercise),
+            "partial": answered("q1_answer", "q3_answer"), "helper_cell": helper,
+            "tampered": tampered, "always_equal": answered(*every, q1_answer=_ALWAYS_EQUAL)}
+
+
+def test_autograde_and_grade_agree_question_by_question(
+        nbgrader_python: Path, tmp_path: Path) -> None:
+    from course_utils.grading import grade  # imported here: the module is slow to import
+
+    name = "01_layers_of_a_model.ipynb"
+    course = tmp_path / "course"
+    (course / "source" / "ps").mkdir(parents=True)
+    shutil.copy(ROOT / "solutions" / name, course / "source" / "ps" / name)
+    # nbgrader runs the notebooks in the course's own interpreter, under the kernel name
+    # they carry, found through a kernelspec in a private JUPYTER_PATH.
+    kernels = tmp_path / "jupyter" / "kernels" / "sizing-nn"
+    kernels.mkdir(parents=True)
+    (kernels / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "sizing-nn", "language": "python"}))
+    env = dict(os.environ, JUPYTER_PATH=str(tmp_path / "jupyter"), OMP_NUM_THREADS="1",
+               PATH=f"{nbgrader_python.parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    nbgrader = str(nbgrader_python.parent / "nbgrader")
+    submissions = _submissions()
+    ours_root = tmp_path / "ours"
+    for student, nb in submissions.items():
+        for folder in (course / "submitted" / student / "ps", ours_root / student):
+            folder.mkdir(parents=True)
+            nbformat.write(nb, folder / name)
+    for args in (["generate_assignment", "ps", "--force"],
+                 ["autograde", "ps", "--create", "--force",
+                  "--ExecutePreprocessor.timeout=120"]):
+        done = subprocess.run([nbgrader, *args, f"--CourseDirectory.root={course}"], env=env,
+                              capture_output=True, text=True, timeout=900, cwd=course)
+        assert done.returncode == 0, f"nbgrader {args[0]} failed:\n{done.stderr[-4000:]}"
+    theirs = json.loads(_run(nbgrader_python, _SCORES, str(course), "01_layers_of_a_model",
+                             *submissions))
+    results = grade.grade_submissions(ours_root, tmp_path / "out", jobs=2, timeout=60)
+    ours = {r.student_id: {t.grade_id: t.points for t in r.tests} for r in results}
+    for student in submissions:
+        for gid, points in theirs[student].items():
+            if student in _STRICTER:
+                continue
+            assert ours[student][gid] == points, (
+                f"{student} {gid}: grade gives {ours[student][gid]}, nbgrader {points}")
+    assert sum(theirs["blank"].values()) == 0 < sum(theirs["partial"].values()) < sum(
+        theirs["full"].values()) == sum(theirs["helper_cell"].values())
+    for student in _STRICTER:  # nbgrader is fooled; we are not
+        assert sum(theirs[student].values()) > 0, f"nbgrader no longer fooled by {student}"
+        assert sum(ours[student].values()) == 0, f"{student}: {ours[student]}"

@@ -3,6 +3,10 @@
 Runs the notebook in a fresh course kernel exactly as the instructor's ``grade`` would (the
 tests come from ``solutions/``, so an edited test changes nothing) and prints one line per
 question: points, pass/fail and the message. Exit code 0 only when every question passes.
+
+On Linux with bubblewrap installed the kernel runs in the same sandbox as ``grade``;
+elsewhere (macOS, Windows, no bwrap) it runs without one, since it is your own code on your
+own machine, and ``check`` says so in one line.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from course_utils.grading import sandbox
 from course_utils.grading.build import ROOT
 from course_utils.grading.grade import (
     DEFAULT_TIMEOUT_S,
@@ -50,6 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.notebook.is_file():
         print(f"{args.notebook}: no such file", file=sys.stderr)
         return 2
+    if not sandbox.available():
+        print("Running without a sandbox (your own code on your own machine; the instructor's "
+              "grader uses one).")
     try:
         result = check_notebook(args.notebook, args.solutions, timeout=args.timeout,
                                 memory_mb=args.memory_mb)

@@ -1,87 +1,76 @@
 """Grade submissions on the solutions' skeleton (``python -m course_utils grade``).
 
     python -m course_utils grade SUBMISSIONS_DIR --out OUT_DIR [--jobs N] [--timeout S]
+        [--notebook-timeout S] [--memory-mb MB] [--roster FILE] [--no-sandbox]
 
 ``SUBMISSIONS_DIR`` holds one folder per learner (its name is the student_id) with
 notebooks named as in ``exercises/``. Each notebook is rebuilt on its solution: setup,
 locked and test cells (hidden tests included) come from ``solutions/``; the learner's
-answer cells are matched by grade_id (the last copy of a duplicated id wins); everything
-else in the submission is ignored. The result goes to ``OUT_DIR/grades.csv``,
-``OUT_DIR/results/<student>/<notebook>.json`` and ``OUT_DIR/feedback/<student>/<notebook>.html``.
-Submissions are never modified: each is graded in a temporary copy of its folder.
+answer cells are matched by grade_id (the last copy of a duplicated id wins) and the code
+cells the learner added run where the learner put them, as nbgrader does. Each notebook
+runs in its own sandboxed kernel (see ``sandbox``) that sees only a scratch copy of that
+notebook. A test passes only with positive proof: its reply is ``ok`` *and* a per-test
+nonce, set by a line the grader appends after the test's last statement, is read back
+through ``user_expressions``. Canary cells (one must fail with a random message, one must
+pass) run before every test, and a fingerprint of IPython's hooks (``probe``) is compared
+with the fresh kernel's before and after every test; a change zeroes the questions from
+there on (status ``tampered``, with a note naming what changed).
+
+The result goes to ``OUT_DIR/grades.csv`` (written atomically once every kernel is dead),
+``OUT_DIR/results/<student>/<notebook>.json`` and ``OUT_DIR/feedback/<student>/<nb>.html``.
+Submissions are never modified, and nothing of them but the notebook's bytes is read.
 """
 
 from __future__ import annotations
 
 import argparse
-import shutil
+import ast
+import json
+import re
+import secrets
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import nbformat
 
 from course_utils.grading import notebook_format as fmt
-from course_utils.grading import shard
+from course_utils.grading import sandbox, shard
 from course_utils.grading.build import ROOT, build_exercise
-from course_utils.grading.kernel import DEFAULT_MEMORY_MB, CellRun, GradingKernel
+from course_utils.grading.intake import (
+    parse_submission,
+    read_bytes_safely,
+    read_roster,
+    read_submission,
+)
+from course_utils.grading.kernel import (
+    DEFAULT_LIMITS,
+    DEFAULT_MEMORY_MB,
+    CellRun,
+    GradingKernel,
+    live_kernels,
+)
+from course_utils.grading.records import CellOutcome, NotebookResult, TestResult
 from course_utils.grading.report import write_reports
 from course_utils.notebooks import KERNEL_NAME
 
 __all__ = [
-    "DEFAULT_TIMEOUT_S", "TestResult", "NotebookResult", "CellOutcome", "Assignment",
-    "load_assignments", "read_submission", "grade_notebook", "grade_submissions", "main",
+    "DEFAULT_TIMEOUT_S", "DEFAULT_NOTEBOOK_TIMEOUT_S", "MESSAGE_LIMIT", "TestResult",
+    "NotebookResult", "CellOutcome", "Assignment", "load_assignments", "read_submission",
+    "grade_notebook", "grade_submissions", "main",
 ]
 
 DEFAULT_TIMEOUT_S = 60.0
-
-
-@dataclass
-class TestResult:
-    """One graded question: ``status`` is pass, fail, error, timeout, kernel_died or missing."""
-
-    grade_id: str
-    points: float
-    max_points: float
-    status: str
-    message: str
-    seconds: float
-
-
-@dataclass
-class CellOutcome:
-    """How one code cell of the rebuilt notebook ran (cell index as in the solution)."""
-
-    index: int
-    grade_id: str
-    status: str
-    ename: str
-
-
-@dataclass
-class NotebookResult:
-    """One learner x notebook: ``status`` is graded, unreadable or unknown_notebook."""
-
-    student_id: str
-    notebook: str
-    score: float
-    max_score: float
-    status: str
-    tests: list[TestResult] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    answers: dict[str, str] = field(default_factory=dict, repr=False)
-    cells: list[CellOutcome] = field(default_factory=list, repr=False)
-
-    def to_json(self) -> dict:
-        """The documented JSON record (plus ``notes``)."""
-        record = {k: getattr(self, k) for k in ("student_id", "notebook", "score",
-                                                 "max_score", "status")}
-        record["tests"] = [asdict(t) for t in self.tests]
-        record["notes"] = list(self.notes)
-        return record
+DEFAULT_NOTEBOOK_TIMEOUT_S = 600.0
+MESSAGE_LIMIT = 600
+_PROOF = "__grader_proof__"
+_STEPS = "__grader_steps__"
+_PROBE = "__import__('course_utils.grading.probe', fromlist=['fingerprint']).fingerprint({})"
 
 
 @dataclass
@@ -106,6 +95,18 @@ class Assignment:
         """The test's source as learners see it (hidden tests removed)."""
         return next(c.source for c in self.exercise.cells if fmt.grade_id(c) == gid)
 
+    @cached_property
+    def hidden_lines(self) -> list[str]:
+        """Lines of hidden tests long enough to recognise in a message (no whitespace)."""
+        found = []
+        for cell in self.solution.cells:
+            if not fmt.is_grade(cell):
+                continue
+            lines = cell.source.split("\n")
+            for start, end in fmt.marker_regions(cell.source, fmt.BEGIN_HIDDEN, fmt.END_HIDDEN):
+                found += [re.sub(r"\s+", "", line) for line in lines[start + 1:end]]
+        return [line for line in found if len(line) >= 12]
+
 
 def load_assignments(solutions: Path) -> dict[str, Assignment]:
     """Every ``*.ipynb`` in ``solutions`` by file name (broken ones raise BuildError)."""
@@ -116,129 +117,295 @@ def load_assignments(solutions: Path) -> dict[str, Assignment]:
     return found
 
 
-def read_submission(path: Path) -> nbformat.NotebookNode:
-    """Parse a submitted notebook; ``ValueError`` with a readable reason when it is not one."""
-    data = Path(path).read_bytes()
-    if not data.strip():
-        raise ValueError("the file is empty")
-    try:
-        return nbformat.reads(data.decode("utf-8"), as_version=4)
-    except UnicodeDecodeError:
-        raise ValueError("the file is not text (not UTF-8)") from None
-    except Exception as error:
-        raise ValueError(f"not a Jupyter notebook: {type(error).__name__}: "
-                         f"{str(error).splitlines()[0][:200] if str(error) else ''}") from None
+# ---------------------------------------------------------------------- the submission
 
 
-def _answers(submission: nbformat.NotebookNode, wanted: list[str]) -> tuple[dict, list[str]]:
-    """The learner's answer sources by grade_id (last copy wins) and notes about the match."""
+def _answers(submission: nbformat.NotebookNode, assignment: Assignment
+             ) -> tuple[dict[str, str], dict[str | None, list[str]], list[str]]:
+    """The learner's answers by grade_id (last copy wins), the code cells the learner added
+    (keyed by the grade_id of the skeleton cell they follow; None: before all) and notes."""
+    wanted = assignment.answer_ids
+    known = {fmt.grade_id(c) for c in assignment.solution.cells if fmt.grade_id(c)}
     answers: dict[str, str] = {}
+    extras: dict[str | None, list[str]] = {}
     counts: dict[str, int] = {}
-    ignored = 0
+    anchor: str | None = None
     for cell in submission.cells:
         gid = fmt.grade_id(cell)
+        if gid in known:
+            anchor = gid
         if cell.get("cell_type") != "code":
             continue
         if gid in wanted:
             answers[gid] = cell.source
             counts[gid] = counts.get(gid, 0) + 1
-        elif not gid:
-            ignored += 1
+        elif gid not in known and cell.source.strip():
+            extras.setdefault(anchor, []).append(cell.source)
     notes = [f"answer cell {gid!r} appears {n} times; the last copy was graded"
              for gid, n in counts.items() if n > 1]
-    if ignored:
-        notes.append(f"{ignored} code cell(s) without a grade_id were not run: only answer "
-                     "cells are graded, so keep helper code inside them")
+    added = sum(len(v) for v in extras.values())
+    if added:
+        notes.append(f"{added} code cell(s) you added were run where you put them, as nbgrader "
+                     "does")
     notes += [f"answer cell {gid!r} is missing from the notebook" for gid in wanted
               if gid not in answers]
     kernel = submission.metadata.get("kernelspec", {}).get("name")
     if kernel and kernel != KERNEL_NAME:
-        notes.append(f"the notebook asks for kernel {kernel!r}; it was graded with "
+        notes.append(f"the notebook asks for kernel {kernel[:60]!r}; it was graded with "
                      f"{KERNEL_NAME!r}")
-    return answers, notes
+    return answers, extras, notes
 
 
-def _message(run: CellRun, cell: dict) -> tuple[str, str]:
-    """(test status, message) for a test cell that did not pass."""
-    if run.status in ("timeout", "kernel_died"):
-        status, text = run.status, run.evalue
-    elif run.ename == "AssertionError":
-        status, text = "fail", run.evalue or "an assert failed (no message)"
-    elif run.ename == "NotImplementedError":
-        status, text = "error", "not answered yet: the stub still raises NotImplementedError"
-    else:
-        status, text = "error", f"{run.ename}: {run.evalue}"
-    hint = fmt.course_meta(cell).get("hint")
-    return status, f"{text}\nHint: {hint}" if hint else text
-
-
-def _timeout(cell: dict, default: float) -> float:
-    return float(fmt.course_meta(cell).get("timeout", default))
-
-
-def grade_notebook(path: Path, assignment: Assignment, student_id: str = "you", *,
-                   timeout: float = DEFAULT_TIMEOUT_S,
-                   memory_mb: int = DEFAULT_MEMORY_MB) -> NotebookResult:
-    """Grade one submitted notebook against its assignment (see the module docstring)."""
-    path = Path(path)
-    result = NotebookResult(student_id, path.name, 0.0, assignment.max_score, "graded")
+def _parses(code: str) -> bool:
     try:
-        submission = read_submission(path)
-    except (OSError, ValueError) as error:
-        result.status, result.notes = "unreadable", [f"{path.name}: {error}"]
-        return result
-    answers, result.notes = _answers(submission, assignment.answer_ids)
-    result.answers = dict(answers)
-    with tempfile.TemporaryDirectory(prefix="course-grade-") as tmp:
-        workdir = Path(tmp) / "work"
-        shutil.copytree(path.parent, workdir, symlinks=True)
-        with GradingKernel(workdir, memory_mb=memory_mb) as kernel:
-            _run_skeleton(kernel, assignment, answers, result, timeout)
-    result.score = float(sum(t.points for t in result.tests))
-    return result
+        ast.parse(code)
+    except (SyntaxError, ValueError):
+        return False
+    return True
 
 
-def _run_skeleton(kernel: GradingKernel, assignment: Assignment, answers: dict[str, str],
-                  result: NotebookResult, timeout: float) -> None:
-    history: list[str] = []  # cells that ran fine and would be replayed after a restart
-    block: list[tuple[str, str]] = []  # (grade_id, problem) of this question's answer cells
-    for index, cell in enumerate(assignment.solution.cells):
-        if cell.cell_type != "code":
-            continue
-        gid = fmt.grade_id(cell)
-        if fmt.is_solution(cell):
-            source = answers.get(gid, assignment.exercise.cells[index].source)
-            if gid not in answers:
+def _split_test(source: str) -> list[tuple[str, bool]]:
+    """[(code, hidden)]: the visible head, then everything from the first hidden line on
+    (the whole cell counts as hidden when the marker sits inside a block)."""
+    lines = source.split("\n")
+    start = next((i for i, line in enumerate(lines) if fmt.BEGIN_HIDDEN in line), None)
+    if start is None:
+        return [(source, False)]
+    head, rest = "\n".join(lines[:start]), "\n".join(lines[start:])
+    if not head.strip():
+        return [(rest, True)]
+    if _parses(source) and not (_parses(head) and _parses(rest)):
+        return [(source, True)]
+    return [(head, False), (rest, True)]
+
+
+def _instrument(code: str, nonce: str) -> tuple[str, object]:
+    """``code`` with a step counter after each top-level statement and the proof line at
+    the end; and the proof expected when the code ran through. A trace function that jumps
+    over statements, or a hook that swallows an error, leaves the proof missing or short.
+
+    >>> print(_instrument("x = 1\\nassert x", "N")[0])
+    __grader_steps__ = 0
+    x = 1
+    __grader_steps__ += 1
+    assert x
+    __grader_steps__ += 1
+    __grader_proof__ = ('N', __grader_steps__)
+    <BLANKLINE>
+    """
+    try:
+        body = ast.parse(code).body
+    except (SyntaxError, ValueError):  # IPython syntax (magics): the proof line only
+        return f"{code}\n{_PROOF} = {nonce!r}\n", nonce
+    lines = code.split("\n")
+    for end in sorted((stmt.end_lineno for stmt in body), reverse=True):
+        lines.insert(end, f"{_STEPS} += 1")
+    text = "\n".join([f"{_STEPS} = 0", *lines])
+    return f"{text}\n{_PROOF} = ({nonce!r}, {_STEPS})\n", (nonce, len(body))
+
+
+def _clip(text: str, hidden_lines: list[str], limit: int = MESSAGE_LIMIT) -> str:
+    """Cap a message, and withhold it when it quotes a hidden test."""
+    squashed = re.sub(r"\s+", "", text)
+    if any(line in squashed for line in hidden_lines):
+        return "(message withheld: it quoted a hidden test)"
+    return text if len(text) <= limit else text[:limit] + " [...]"
+
+
+def _literal(text: str | None) -> object:
+    try:
+        return ast.literal_eval(text) if text else None
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return None
+
+
+# ---------------------------------------------------------------------- running the skeleton
+
+
+class _Grader:
+    """Runs one rebuilt notebook in one kernel and fills ``result``."""
+
+    def __init__(self, kernel: GradingKernel, assignment: Assignment, answers: dict[str, str],
+                 extras: dict[str | None, list[str]], result: NotebookResult, *,
+                 timeout: float, deadline: float, visible_only: bool = False) -> None:
+        self.kernel, self.assignment, self.result = kernel, assignment, result
+        self.answers, self.extras = answers, extras
+        self.timeout, self.deadline, self.visible_only = timeout, deadline, visible_only
+        self.history: list[str] = []  # cells that ran fine, replayed after a restart
+        self.baseline: tuple[int, dict, dict] = (-1, {}, {})
+        self.findings: list[str] = []  # tampering found so far
+        self.hidden_ran = False
+        self.withheld: list[str] = []  # tests whose visible message must come from a rerun
+
+    # -- low level
+    def _remaining(self) -> float:
+        return self.deadline - time.perf_counter()
+
+    def _run(self, source: str, timeout: float, **kwargs: object) -> CellRun:
+        generation = self.kernel.generation
+        run = self.kernel.run(source, max(0.1, min(timeout, self._remaining())), **kwargs)
+        if self.kernel.generation != generation:
+            self._replay()
+        return run
+
+    def _replay(self) -> None:
+        """Re-run the cells that built the lost state; keep those that still run."""
+        self._take_baseline()
+        self.history = [s for s in self.history
+                        if self._remaining() > 0 and self.kernel.run(
+                            s, max(0.1, min(self.timeout, self._remaining()))).ok]
+
+    def _take_baseline(self) -> None:
+        run = self.kernel.run("", 30, store_history=False, user_expressions={
+            "full": _PROBE.format(True), "digest": _PROBE.format(False)})
+        full = json.loads(_literal(run.expressions.get("full")) or "{}")
+        digest = json.loads(_literal(run.expressions.get("digest")) or "{}")
+        self.baseline = (self.kernel.generation, digest, full)
+
+    def _audit(self, run: CellRun, when: str) -> None:
+        """Compare the fingerprint in ``run``'s expressions with the fresh kernel's."""
+        generation, digest, full = self.baseline
+        if generation != self.kernel.generation:
+            return  # the kernel was restarted during this cell; the replay re-baselined
+        text = _literal(run.expressions.get("audit"))
+        if not isinstance(text, str):
+            self.findings.append(f"{when}: the grader's audit could not run")
+            return
+        now_digest = json.loads(text)
+        changed = [k for k, v in now_digest.items() if digest.get(k) != v]
+        if not changed:
+            return
+        now = self.kernel.run("", 30, store_history=False,
+                              user_expressions={"full": _PROBE.format(True)})
+        details = json.loads(_literal(now.expressions.get("full")) or "{}")
+        for category in changed:
+            added = sorted(set(details.get(category, [])) - set(full.get(category, [])))
+            removed = sorted(set(full.get(category, [])) - set(details.get(category, [])))
+            if not (added or removed):  # same items in another order: nothing was replaced
+                digest[category] = now_digest[category]
+                continue
+            items = [re.sub(r"#[0-9a-f]+(@[0-9a-f]+)?|=[0-9a-f]+$", "", i)[:80]
+                     for i in (added or removed)][:3]
+            self.findings.append(f"{when}: {category.replace('_', ' ')} changed ("
+                                 + "; ".join(items) + ")")
+
+    def _canaries(self, gid: str) -> None:
+        """One cell that must fail and one that must pass, shaped like tests, random order;
+        then the hook audit (from the passing canary, or a request of its own)."""
+        word, value = secrets.token_hex(8), secrets.token_hex(8)
+        failing, _ = _instrument(f"assert False, {word!r}", secrets.token_hex(16))
+        passing, expected = _instrument(f"__grader_canary__ = {value!r}\n"
+                                        f"assert __grader_canary__ == {value!r}",
+                                        secrets.token_hex(16))
+        order = [("fail", failing), ("pass", passing)]
+        if secrets.randbelow(2):
+            order.reverse()
+        audited = False
+        for kind, source in order:
+            generation = self.kernel.generation
+            run = self._run(source, 30, store_history=False, user_expressions={
+                "proof": _PROOF, "audit": _PROBE.format(False)})
+            if self.kernel.generation != generation:
+                audited = True  # a fresh kernel: the replay took a new baseline
+                continue
+            if kind == "fail" and (run.ename, run.evalue) != ("AssertionError", word):
+                self.findings.append(f"before {gid}: a canary cell that must fail with an "
+                                     f"AssertionError gave {run.status} {run.ename}".strip())
+            elif kind == "pass":
+                if not run.ok or _literal(run.expressions.get("proof")) != expected:
+                    self.findings.append(f"before {gid}: a canary cell that must pass did not "
+                                         "run to its end")
+                else:
+                    self._audit(run, f"before {gid}")
+                    audited = True
+        if not audited:
+            self._audit(self.kernel.run("", 30, store_history=False, user_expressions={
+                "audit": _PROBE.format(False)}), f"before {gid}")
+
+    # -- the notebook
+    def steps(self) -> list[tuple[int, str, str, str]]:
+        """(solution cell index, kind, grade_id, source) in running order."""
+        found = [(-1, "extra", "", s) for s in self.extras.get(None, [])]
+        for index, cell in enumerate(self.assignment.solution.cells):
+            gid = fmt.grade_id(cell)
+            if cell.cell_type == "code":
+                if fmt.is_solution(cell):
+                    source = self.answers.get(gid, self.assignment.exercise.cells[index].source)
+                    found.append((index, "answer", gid, source))
+                elif fmt.is_grade(cell):
+                    found.append((index, "test", gid, cell.source))
+                else:
+                    found.append((index, "locked", gid, cell.source))
+            found += [(-1, "extra", "", s) for s in self.extras.get(gid, [])] if gid else []
+        return found
+
+    def run(self) -> None:
+        self._take_baseline()
+        block: list[tuple[str, str]] = []  # (grade_id, problem) of this question's answer cells
+        for index, kind, gid, source in self.steps():
+            if kind == "test":
+                self._test(index, gid, block)
+                block = []
+                continue
+            if kind == "answer" and gid not in self.answers:
                 block.append((gid, "missing"))
-        else:
-            source = cell.source
-        if fmt.is_grade(cell) and any(problem == "missing" for _, problem in block):
+            if self._remaining() <= 0:
+                continue
+            run = self._run(source, self._cell_timeout(index) if index >= 0 else self.timeout)
+            self.result.cells.append(CellOutcome(index, gid, run.status, run.ename))
+            if run.ok:
+                self.history.append(source)
+            elif kind != "locked" and run.status in ("timeout", "kernel_died"):
+                block.append((gid or "a cell you added", run.status))
+
+    def _cell_timeout(self, index: int) -> float:
+        cell = self.assignment.solution.cells[index]
+        return float(fmt.course_meta(cell).get("timeout", self.timeout))
+
+    def _test(self, index: int, gid: str, block: list[tuple[str, str]]) -> None:
+        cell = self.assignment.solution.cells[index]
+        if any(problem == "missing" for _, problem in block):
             message = f"answer cell {block[-1][0]!r} is missing, so this test was not run"
-            result.tests.append(_test(cell, "missing", message, 0.0))
-            block = []
-            continue
-        generation = kernel.generation
-        run = kernel.run(source, _timeout(cell, timeout))
-        result.cells.append(CellOutcome(index, gid, run.status, run.ename))
-        if kernel.generation != generation:
-            history = _replay(kernel, history, timeout)
-        if fmt.is_grade(cell):
-            result.tests.append(_grade(cell, run, block))
-            block = []
-            continue
-        if run.ok:
-            history.append(source)
-        elif fmt.is_solution(cell) and run.status in ("timeout", "kernel_died"):
-            block.append((gid, run.status))
-
-
-def _replay(kernel: GradingKernel, history: list[str], timeout: float) -> list[str]:
-    """Re-run the cells that built the lost state; keep those that still run."""
-    kept = []
-    for source in history:
-        if kernel.run(source, timeout).ok:
-            kept.append(source)
-    return kept
+            self.result.tests.append(_test(cell, "missing", message, 0.0))
+            return
+        if self._remaining() <= 0:
+            self.result.tests.append(_test(cell, "timeout", "not run: the notebook ran past "
+                                           "its total time limit", 0.0))
+            return
+        if not self.findings:
+            self._canaries(gid)
+        started = time.perf_counter()
+        outcome: CellRun | None = None
+        hidden_failed = False
+        for code, hidden in _split_test(cell.source):
+            if hidden and self.visible_only:
+                break
+            source, expected = _instrument(code, secrets.token_hex(16))
+            generation = self.kernel.generation
+            run = self._run(source, self._cell_timeout(index),
+                            store_history=False, user_expressions={
+                                "proof": _PROOF, "audit": _PROBE.format(False)})
+            self.hidden_ran |= hidden
+            restarted = self.kernel.generation != generation
+            if run.ok and not restarted:
+                if _literal(run.expressions.get("proof")) != expected:
+                    self.findings.append(f"{gid}: the test reported success but did not run "
+                                         "to its end")
+                self._audit(run, f"during {gid}")
+            outcome = run
+            if not run.ok:
+                hidden_failed = hidden
+                break
+        seconds = time.perf_counter() - started
+        self.result.cells.append(CellOutcome(index, gid, outcome.status, outcome.ename))
+        if self.findings:
+            self.result.tests.append(_test(cell, "tampered", _clip("scored 0: " + "; ".join(
+                self.findings[:3]), self.assignment.hidden_lines), seconds))
+            return
+        result = _grade(cell, outcome, block, hidden_failed, self.assignment.hidden_lines)
+        if result.status in ("fail", "error") and not hidden_failed and self.hidden_ran:
+            self.withheld.append(gid)
+        self.result.tests.append(result)
 
 
 def _test(cell: dict, status: str, message: str, seconds: float) -> TestResult:
@@ -247,16 +414,110 @@ def _test(cell: dict, status: str, message: str, seconds: float) -> TestResult:
     return TestResult(fmt.grade_id(cell), points, max_points, status, message, round(seconds, 3))
 
 
-def _grade(cell: dict, run: CellRun, block: list[tuple[str, str]]) -> TestResult:
+def _hint(cell: dict) -> str:
+    hint = fmt.course_meta(cell).get("hint")
+    return str(hint) if hint else ""
+
+
+def _grade(cell: dict, run: CellRun, block: list[tuple[str, str]], hidden: bool,
+           hidden_lines: list[str]) -> TestResult:
     if run.ok:
         return _test(cell, "pass", "", run.seconds)
     if block and run.status == "error":
         gid, problem = block[-1]
         what = "ran longer than its time limit" if problem == "timeout" else "crashed the kernel"
         return _test(cell, problem, f"your answer cell {gid!r} {what}, so this test could "
-                     f"not use it ({run.ename}: {run.evalue})", run.seconds)
-    status, message = _message(run, cell)
-    return _test(cell, status, message, run.seconds)
+                     f"not use it", run.seconds)
+    if run.status in ("timeout", "kernel_died"):
+        status, text = run.status, run.evalue
+    elif run.ename == "NotImplementedError":
+        status, text = "error", "not answered yet: the stub still raises NotImplementedError"
+    elif hidden:
+        status = "fail" if run.ename == "AssertionError" else "error"
+        text = "a hidden test failed (its message is not shown)"
+    elif run.ename == "AssertionError":
+        status, text = "fail", _clip(run.evalue or "an assert failed (no message)", hidden_lines)
+    else:
+        status, text = "error", _clip(f"{run.ename}: {run.evalue}", hidden_lines)
+    hint = _hint(cell)
+    return _test(cell, status, f"{text}\nHint: {hint}" if hint else text, run.seconds)
+
+
+# ---------------------------------------------------------------------- one notebook
+
+
+def grade_notebook(path: Path, assignment: Assignment, student_id: str = "you", *,
+                   timeout: float = DEFAULT_TIMEOUT_S, memory_mb: int = DEFAULT_MEMORY_MB,
+                   notebook_timeout: float = DEFAULT_NOTEBOOK_TIMEOUT_S,
+                   sandboxed: bool | None = None) -> NotebookResult:
+    """Grade one submitted notebook against its assignment (see the module docstring).
+
+    ``sandboxed``: None uses the sandbox when this machine has it. Never raises: a failure
+    of the grader itself gives status ``grader_error`` with the reason in the notes.
+    """
+    path = Path(path)
+    result = NotebookResult(student_id, path.name, 0.0, assignment.max_score, "graded")
+    try:
+        data = read_bytes_safely(path)
+        submission = parse_submission(data)
+    except (OSError, ValueError) as error:
+        result.status, result.notes = "unreadable", [f"{path.name}: {error}"]
+        return result
+    try:
+        _grade_in_kernels(data, submission, assignment, result, timeout=timeout,
+                          memory_mb=memory_mb, notebook_timeout=notebook_timeout,
+                          sandboxed=sandbox.available() if sandboxed is None else sandboxed)
+    except Exception as error:  # the batch must go on; say what happened
+        result.status = "grader_error"
+        result.notes.append(f"grader error: {type(error).__name__}: {str(error)[:300]}")
+        result.tests = []
+    result.score = float(sum(t.points for t in result.tests))
+    if any(t.status == "tampered" for t in result.tests) and result.status == "graded":
+        result.status = "tampered"
+    return result
+
+
+def _grade_in_kernels(data: bytes, submission: nbformat.NotebookNode, assignment: Assignment,
+                      result: NotebookResult, *, timeout: float, memory_mb: int,
+                      notebook_timeout: float, sandboxed: bool) -> None:
+    answers, extras, result.notes = _answers(submission, assignment)
+    result.answers = dict(answers)
+    limits = dict(DEFAULT_LIMITS, memory_mb=memory_mb,
+                  cpu_s=int(max(DEFAULT_LIMITS["cpu_s"], 2 * notebook_timeout)))
+    deadline = time.perf_counter() + notebook_timeout
+
+    def one_kernel(target: NotebookResult, visible_only: bool) -> _Grader:
+        with tempfile.TemporaryDirectory(prefix="course-grade-") as tmp:
+            scratch = Path(tmp) / "home"  # holds only the notebook, afresh at every start
+            with GradingKernel(scratch, sandboxed=sandboxed, limits=limits,
+                               files={assignment.name: data}) as kernel:
+                grader = _Grader(kernel, assignment, answers, extras, target, timeout=timeout,
+                                 deadline=deadline, visible_only=visible_only)
+                grader.run()
+        return grader
+
+    grader = one_kernel(result, False)
+    if grader.findings:
+        result.notes.append(_clip("tampering detected, questions from there on scored 0: "
+                                  + "; ".join(grader.findings[:5]), assignment.hidden_lines))
+    if grader.withheld and not grader.findings and time.perf_counter() < deadline:
+        # Hidden tests ran before these visible failures: take their messages from a kernel
+        # that never ran a hidden test, so no message can carry a hidden test's source.
+        clean = NotebookResult(result.student_id, result.notebook, 0.0, 0.0, "graded")
+        one_kernel(clean, True)
+        messages = {t.grade_id: t.message for t in clean.tests if t.status in ("fail", "error")}
+        for test in result.tests:
+            if test.grade_id in grader.withheld:
+                cell = next(c for c in assignment.solution.cells
+                            if fmt.grade_id(c) == test.grade_id)
+                hint = _hint(cell)
+                test.message = messages.get(test.grade_id) or (
+                    "(message not shown)" + (f"\nHint: {hint}" if hint else ""))
+    if not sandboxed:
+        result.notes.append("graded without the sandbox")
+
+
+# ---------------------------------------------------------------------- a batch
 
 
 def _unknown(student_id: str, path: Path, known: list[str]) -> NotebookResult:
@@ -265,33 +526,68 @@ def _unknown(student_id: str, path: Path, known: list[str]) -> NotebookResult:
     return NotebookResult(student_id, path.name, 0.0, 0.0, "unknown_notebook", notes=[note])
 
 
+def _tasks(submissions: Path, roster: list[str],
+           include: Callable[[str], bool] | None = None) -> tuple[list, list[NotebookResult]]:
+    """(student, path) pairs to grade, and ``missing`` rows (no notebook, not handed in);
+    only learners for whom ``include(student_id)`` is true, when it is given."""
+    tasks, missing, seen = [], [], set()
+    for folder in sorted(Path(submissions).iterdir()):
+        if folder.name.startswith(".") or (include and not include(folder.name)):
+            continue
+        seen.add(folder.name)
+        if folder.is_symlink() or not folder.is_dir():
+            missing.append(NotebookResult(folder.name, "", 0.0, 0.0, "missing", notes=[
+                f"{folder.name} is not a folder (a symlink or a file); nothing was graded"]))
+            continue
+        found = sorted(p for p in folder.iterdir() if p.name.endswith(".ipynb"))
+        tasks += [(folder.name, p) for p in found]
+        if not found:
+            others = sorted(p.name for p in folder.iterdir())[:5]
+            missing.append(NotebookResult(folder.name, "", 0.0, 0.0, "missing", notes=[
+                "no notebook (*.ipynb) in the folder" + (f"; found: {', '.join(others)}"
+                                                         if others else "")]))
+    for student in roster:
+        if student not in seen and (include is None or include(student)):
+            missing.append(NotebookResult(student, "", 0.0, 0.0, "missing",
+                                          notes=["on the roster, but no folder was handed in"]))
+    return tasks, missing
+
+
 def grade_submissions(submissions: Path, out: Path, *, solutions: Path = ROOT / "solutions",
                       jobs: int = 1, timeout: float = DEFAULT_TIMEOUT_S,
                       memory_mb: int = DEFAULT_MEMORY_MB,
+                      notebook_timeout: float = DEFAULT_NOTEBOOK_TIMEOUT_S,
+                      sandboxed: bool | None = None, roster: list[str] | None = None,
+                      include: Callable[[str], bool] | None = None,
                       progress: bool = False) -> list[NotebookResult]:
-    """Grade every learner's notebooks and write the gradebook, JSON results and feedback."""
+    """Grade every learner's notebooks (those ``include`` accepts, when given) and write the
+    gradebook, JSON results and feedback."""
     assignments = load_assignments(solutions)
-    tasks = []
-    for folder in sorted(p for p in Path(submissions).iterdir()
-                         if p.is_dir() and not p.name.startswith(".")):
-        for path in sorted(folder.glob("*.ipynb")):
-            tasks.append((folder.name, path))
+    tasks, results = _tasks(Path(submissions), list(roster or []), include)
+    use_sandbox = sandbox.available() if sandboxed is None else sandboxed
 
     def one(task: tuple[str, Path]) -> NotebookResult:
         student_id, path = task
         start = time.perf_counter()
-        if path.name not in assignments:
-            result = _unknown(student_id, path, sorted(assignments))
-        else:
-            result = grade_notebook(path, assignments[path.name], student_id,
-                                    timeout=timeout, memory_mb=memory_mb)
+        try:
+            if path.name not in assignments:
+                result = _unknown(student_id, path, sorted(assignments))
+            else:
+                result = grade_notebook(path, assignments[path.name], student_id,
+                                        timeout=timeout, memory_mb=memory_mb,
+                                        notebook_timeout=notebook_timeout, sandboxed=use_sandbox)
+        except Exception as error:  # never lose a row
+            result = NotebookResult(student_id, path.name, 0.0, 0.0, "grader_error",
+                                    notes=[f"grader error: {type(error).__name__}: {error}"])
         if progress:
             print(f"{student_id}/{path.name}: {result.status} {result.score:g}/"
                   f"{result.max_score:g} ({time.perf_counter() - start:.1f} s)", flush=True)
         return result
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        results = list(pool.map(one, tasks))
+        results += list(pool.map(one, tasks))
+    if live_kernels():
+        raise RuntimeError(f"{live_kernels()} kernel(s) still running; gradebook not written")
     write_reports(results, assignments, Path(out))
     return results
 
@@ -308,20 +604,37 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1, help="notebooks graded at once")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S,
                         help="seconds per cell (a cell's metadata.course_utils.timeout wins)")
+    parser.add_argument("--notebook-timeout", type=float, default=DEFAULT_NOTEBOOK_TIMEOUT_S,
+                        help="seconds per notebook, kernel restarts included")
     parser.add_argument("--memory-mb", type=int, default=DEFAULT_MEMORY_MB,
                         help="address-space limit per kernel in MB (0: none)")
     parser.add_argument("--shard", type=shard.shard_argument, metavar="I/N",
                         help="grade only shard I of N (1-based) of the learners; then `grade merge`")
+    parser.add_argument("--roster", type=Path, help="student ids, one per line: absent "
+                        "learners get a 'missing' row")
+    parser.add_argument("--no-sandbox", action="store_true",
+                        help="grade without bubblewrap (learner code is NOT isolated)")
     args = parser.parse_args(argv)
     if not args.submissions.is_dir():
         print(f"{args.submissions}: not a folder of learner folders", file=sys.stderr)
         return 2
-    with shard.sharded(args) as submissions:  # without --shard: args.submissions itself
-        results = grade_submissions(submissions, args.out, solutions=args.solutions,
+    if args.no_sandbox:
+        print(sandbox.UNPROTECTED, file=sys.stderr)
+    elif not sandbox.available():
+        print(f"The sandbox is not available: {sandbox.why_unavailable()}.\nRefusing to run "
+              "learner code unsandboxed; install bubblewrap, or pass --no-sandbox to grade "
+              "anyway (see what that leaves unprotected with --no-sandbox).", file=sys.stderr)
+        return 2
+    roster = read_roster(args.roster) if args.roster else []
+    with shard.sharded(args) as include:  # without --shard: every learner
+        results = grade_submissions(args.submissions, args.out, solutions=args.solutions,
                                     jobs=args.jobs, timeout=args.timeout,
-                                    memory_mb=args.memory_mb, progress=True)
+                                    memory_mb=args.memory_mb,
+                                    notebook_timeout=args.notebook_timeout,
+                                    sandboxed=not args.no_sandbox, roster=roster,
+                                    include=include, progress=True)
     statuses = [r.status for r in results]
-    print(f"{len(results)} notebook(s): " + ", ".join(
-        f"{statuses.count(s)} {s}" for s in ("graded", "unreadable", "unknown_notebook")))
+    print(f"{len(results)} row(s): " + ", ".join(
+        f"{statuses.count(s)} {s}" for s in dict.fromkeys(statuses)))
     print(f"gradebook: {args.out / 'grades.csv'}; feedback: {args.out / 'feedback'}")
     return 0

@@ -1,10 +1,14 @@
-"""One course kernel for grading: run a cell, read the reply, survive timeouts and crashes.
+"""One grading kernel: start it (sandboxed or not), run a cell, survive timeouts and crashes.
 
-Pass/fail comes from the kernel's ``execute_reply`` (status ``ok`` / ``error``), never from
-the cell's outputs, so a submission cannot hide an error by redirecting its display. A cell
-that runs past its timeout is interrupted (and the kernel restarted if the interrupt does
-not work); a kernel that dies is restarted. ``GradingKernel.generation`` counts the
-starts, so the caller knows when the state is gone and cells must be replayed.
+The kernel is started from the grader's own interpreter, never through a registered
+kernelspec: ``sys.executable -P -m course_utils.grading.launcher LIMITS -- sys.executable
+-P -m ipykernel_launcher -f CONNECTION``, wrapped by ``sandbox.wrap`` when sandboxed. It
+talks over IPC sockets in a folder of its own. Pass/fail comes from the kernel's
+``execute_reply`` plus the values of ``user_expressions`` (the grader's proof that a test
+ran to its end, see ``grade``); outputs are never read, so the iopub channel is not even
+connected. A cell that runs past its timeout, or a kernel that dies, ends the whole
+sandbox (every process in it) and starts a fresh kernel; ``GradingKernel.generation``
+counts the starts, so the caller knows when the state is gone and cells must be replayed.
 
 >>> CellRun("ok", "", "", 0.1).ok
 True
@@ -12,25 +16,43 @@ True
 
 from __future__ import annotations
 
+import json
 import os
 import queue
+import secrets
+import select
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jupyter_client import KernelManager
+from jupyter_client import BlockingKernelClient
+from jupyter_client.connect import write_connection_file
 
-from course_utils.notebooks import KERNEL_NAME
+from course_utils.grading import sandbox
+from course_utils.grading.launcher import limits_argv
 
-__all__ = ["CellRun", "GradingKernel", "kernel_env", "DEFAULT_MEMORY_MB"]
+__all__ = ["CellRun", "GradingKernel", "KernelStartError", "kernel_env", "DEFAULT_MEMORY_MB",
+           "DEFAULT_LIMITS", "live_kernels"]
 
 DEFAULT_MEMORY_MB = 2048
-_INTERRUPT_GRACE_S = 5.0
-_POLL_S = 0.1
+DEFAULT_LIMITS = {"memory_mb": DEFAULT_MEMORY_MB, "processes": 256, "file_mb": 256,
+                  "cpu_s": 1800}
+_POLL_S = 0.05
+_THREADS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+            "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
+_live: set[int] = set()  # outer process ids of the kernels this process started, still alive
+_live_lock = threading.Lock()
+
+
+class KernelStartError(RuntimeError):
+    """The kernel did not start (the message ends with its last log lines)."""
 
 
 @dataclass
@@ -41,51 +63,55 @@ class CellRun:
     ename: str
     evalue: str
     seconds: float
+    expressions: dict[str, str] = field(default_factory=dict)  # user_expressions: text/plain
 
     @property
     def ok(self) -> bool:
         return self.status == "ok"
 
 
-def kernel_env() -> dict[str, str]:
-    """The kernel's environment: one thread per library, no GUI backend, no colour codes."""
-    env = dict(os.environ)
-    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                 "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS"):
-        env[name] = "1"
-    env.update(MPLBACKEND="Agg", PYDEVD_DISABLE_FILE_VALIDATION="1", TERM="dumb")
+def live_kernels() -> int:
+    """How many kernels started by this process are not yet confirmed dead."""
+    with _live_lock:
+        return len(_live)
+
+
+def kernel_env(home: str, sandboxed: bool) -> dict[str, str]:
+    """The kernel's environment: one thread per library, no GUI backend, no colour codes.
+
+    Sandboxed, nothing of the grader's environment is passed on (it may hold secrets).
+    """
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"} if sandboxed else dict(
+        os.environ)
+    env.update({name: "1" for name in _THREADS})
+    env.update(MPLBACKEND="Agg", PYDEVD_DISABLE_FILE_VALIDATION="1", TERM="dumb",
+               PYTHONSAFEPATH="1", PYTHONDONTWRITEBYTECODE="1", PYTHONNOUSERSITE="1")
+    if sandboxed:
+        env.update(HOME=home, USER="learner", LOGNAME="learner", TMPDIR="/tmp",
+                   MPLCONFIGDIR=f"{home}/.tmp/matplotlib", IPYTHONDIR=f"{home}/.tmp/ipython",
+                   JUPYTER_RUNTIME_DIR=f"{home}/.tmp/jupyter")
     return env
 
 
-class _LimitedKernelManager(KernelManager):
-    """A KernelManager whose kernel starts under the launcher's memory limit."""
-
-    memory_mb = DEFAULT_MEMORY_MB
-
-    def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
-        cmd = super().format_kernel_cmd(extra_arguments)
-        if self.memory_mb <= 0:
-            return cmd
-        return [sys.executable, "-m", "course_utils.grading.launcher", str(self.memory_mb),
-                "--", *cmd]
-
-
 class GradingKernel:
-    """A fresh course kernel in ``cwd``; use as a context manager.
+    """A fresh kernel whose working folder is ``scratch``; use as a context manager.
 
-    ``memory_mb`` caps the kernel's address space (0: no limit).
+    ``sandboxed`` runs it under ``sandbox.wrap`` (Linux with bubblewrap); ``limits`` are the
+    launcher's (``memory_mb``, ``processes``, ``file_mb``, ``cpu_s``; 0 = none).
     """
 
-    def __init__(self, cwd: Path, *, memory_mb: int = DEFAULT_MEMORY_MB,
-                 kernel_name: str = KERNEL_NAME, startup_timeout: float = 120) -> None:
-        self.cwd = Path(cwd)
-        self.memory_mb = memory_mb
-        self.kernel_name = kernel_name
+    def __init__(self, scratch: Path, *, sandboxed: bool, limits: dict[str, int] | None = None,
+                 startup_timeout: float = 60, files: dict[str, bytes] | None = None) -> None:
+        self.scratch = Path(scratch)
+        self.files = dict(files or {})  # the scratch folder's content at every start
+        self.sandboxed = sandboxed
+        self.limits = dict(DEFAULT_LIMITS if limits is None else limits)
         self.startup_timeout = startup_timeout
         self.generation = 0
-        self._km: KernelManager | None = None
+        self._proc: subprocess.Popen | None = None
         self._kc: Any = None
-        self._sockets: tempfile.TemporaryDirectory | None = None
+        self._private: Path | None = None  # sockets and log: never visible to the kernel
+        self._init_pid = 0
 
     def __enter__(self) -> GradingKernel:
         self.start()
@@ -94,73 +120,147 @@ class GradingKernel:
     def __exit__(self, *exc: object) -> None:
         self.shutdown()
 
+    # ------------------------------------------------------------------ start and stop
+
     def start(self) -> None:
-        """Start a new kernel process (the previous one, if any, is shut down)."""
+        """Start a new kernel (the previous one, with every process it started, is killed)."""
         self._stop()
-        if self._sockets is None:
-            self._sockets = tempfile.TemporaryDirectory(prefix="course-kernel-")
-        # IPC sockets in a private folder: no TCP port races between parallel kernels.
-        km = _LimitedKernelManager(kernel_name=self.kernel_name, transport="ipc",
-                                   ip=os.path.join(self._sockets.name, f"k{self.generation}"))
-        km.memory_mb = self.memory_mb
-        km.start_kernel(cwd=str(self.cwd), env=kernel_env(), stdin=subprocess.DEVNULL,
-                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        kc = km.client()
-        kc.start_channels()
+        self._reset_scratch()
+        self._private = Path(tempfile.mkdtemp(prefix="course-kernel-"))
+        sockets = self._private / "sockets"
+        sockets.mkdir()
+        uid = sandbox.next_uid()
+        key = secrets.token_hex(32)
+        inside = sandbox.SANDBOX_SOCKETS if self.sandboxed else str(sockets)
+        kernel_file, info = write_connection_file(
+            str(sockets / "kernel.json"), ip=f"{inside}/k", transport="ipc", key=key.encode())
+        client_info = dict(info, ip=str(sockets / "k"))
+        home = sandbox.SANDBOX_HOME if self.sandboxed else str(self.scratch)
+        # Unsandboxed, RLIMIT_NPROC would count every process of this user (a browser's
+        # too), so it is left alone there.
+        limits = self.limits if self.sandboxed else dict(self.limits, processes=0)
+        inner = [sys.executable, "-P", "-s", "-m", "course_utils.grading.launcher",
+                 *limits_argv(limits), "--", sys.executable, "-P", "-s", "-m",
+                 "ipykernel_launcher", "-f", f"{inside}/kernel.json",
+                 "--HistoryManager.enabled=False", "--IPKernelApp.quiet=True"]
+        if self.sandboxed:
+            sandbox.prepare_scratch(self.scratch, uid)
+            os.chmod(sockets, 0o700)
+            if os.geteuid() == 0:
+                os.chown(sockets, uid, uid)
+                os.chown(kernel_file, uid, uid)
+        info_read, info_write = os.pipe()
+        command = sandbox.wrap(inner, self.scratch, sockets, uid, info_fd=info_write) \
+            if self.sandboxed else inner
+        log = open(self._private / "kernel.log", "wb")
         try:
-            kc.wait_for_ready(timeout=self.startup_timeout)
-        except RuntimeError:
-            kc.stop_channels()
-            km.shutdown_kernel(now=True)
+            self._proc = subprocess.Popen(
+                command, cwd=str(self.scratch), env=kernel_env(home, self.sandboxed),
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+                pass_fds=(info_write,) if self.sandboxed else ())
+        finally:
+            log.close()
+            os.close(info_write)
+        self._init_pid = _read_init_pid(info_read) if self.sandboxed else 0
+        with _live_lock:
+            _live.add(self._proc.pid)
+        kc = BlockingKernelClient()
+        kc.load_connection_info(client_info)
+        kc.start_channels(shell=True, iopub=False, stdin=False, hb=False, control=False)
+        self._kc = kc
+        try:
+            self._wait_ready()
+        except KernelStartError:
+            self._stop()
             raise
-        self._km, self._kc = km, kc
         self.generation += 1
-        # exit() / quit() in a cell would end the kernel a moment later; keep it running.
-        kc.execute("get_ipython().ask_exit = lambda: None", silent=True, store_history=False)
+
+    def _reset_scratch(self) -> None:
+        """Every start gets a pristine scratch folder: nothing a previous kernel wrote there
+        (IPython startup files, config, ``.pth`` files ...) can run before the baseline."""
+        if self.scratch.exists() and self.files:
+            shutil.rmtree(self.scratch)
+        self.scratch.mkdir(parents=True, exist_ok=True)
+        for name, data in self.files.items():
+            (self.scratch / name).write_bytes(data)
+
+    def _wait_ready(self) -> None:
+        deadline = time.perf_counter() + self.startup_timeout
+        msg_id = self._kc.kernel_info()
+        while time.perf_counter() < deadline:
+            if self._proc.poll() is not None:
+                raise KernelStartError(f"the kernel exited at start ({self._log_tail()})")
+            try:
+                reply = self._kc.get_shell_msg(timeout=_POLL_S)
+            except queue.Empty:
+                continue
+            if reply.get("parent_header", {}).get("msg_id") == msg_id:
+                run = self.run("get_ipython().ask_exit = lambda: None\n"
+                               "import course_utils.grading.probe\n"
+                               "course_utils.grading.probe.import_libraries()",
+                               self.startup_timeout,
+                               store_history=False, _restart=False)
+                if not run.ok:
+                    raise KernelStartError(f"the kernel could not be prepared: {run.evalue}")
+                return
+        raise KernelStartError(f"the kernel did not answer within {self.startup_timeout:g} s "
+                               f"({self._log_tail()})")
+
+    def _log_tail(self) -> str:
+        try:
+            with open(self._private / "kernel.log", "rb") as handle:
+                handle.seek(0, os.SEEK_END)
+                handle.seek(max(0, handle.tell() - 600))
+                return handle.read().decode("utf-8", "replace").strip() or "no log"
+        except OSError:
+            return "no log"
 
     def shutdown(self) -> None:
-        """Stop the kernel and close its channels (safe to call twice)."""
+        """Kill the kernel and every process it started; safe to call twice."""
         self._stop()
-        if self._sockets is not None:
-            self._sockets.cleanup()
-            self._sockets = None
 
     def _stop(self) -> None:
         if self._kc is not None:
             self._kc.stop_channels()
-        if self._km is not None:
-            try:
-                self._km.shutdown_kernel(now=True)
-            except Exception:
-                pass
-            self._km.cleanup_resources()
-        self._km = self._kc = None
+            self._kc = None
+        if self._proc is not None:
+            _kill_tree(self._proc, self._init_pid)
+            with _live_lock:
+                _live.discard(self._proc.pid)
+            self._proc = None
+        if self._private is not None:
+            shutil.rmtree(self._private, ignore_errors=True)
+            self._private = None
 
-    def run(self, code: str, timeout: float) -> CellRun:
-        """Execute ``code``; on a timeout or a crash the kernel is usable again afterwards."""
+    # ------------------------------------------------------------------ running cells
+
+    def run(self, code: str, timeout: float, *, user_expressions: dict[str, str] | None = None,
+            store_history: bool = True, _restart: bool = True) -> CellRun:
+        """Execute ``code``; after a timeout or a crash a fresh kernel is ready."""
         if self._kc is None:
             self.start()
         start = time.perf_counter()
-        msg_id = self._kc.execute(code, store_history=True, allow_stdin=False,
-                                  stop_on_error=False)
+        msg_id = self._kc.execute(code, store_history=store_history, allow_stdin=False,
+                                  stop_on_error=False, user_expressions=user_expressions or {})
         reply = self._wait(msg_id, start + timeout)
         seconds = time.perf_counter() - start
-        if reply == "died":
-            self.start()
-            return CellRun("kernel_died", "KernelDied",
-                           "the kernel died (a crash, os._exit or running out of memory)",
-                           seconds)
-        if reply is None:
-            self._km.interrupt_kernel()
-            if self._wait(msg_id, time.perf_counter() + _INTERRUPT_GRACE_S) in (None, "died"):
+        if reply in ("died", None):
+            if _restart:
                 self.start()
+            if reply == "died":
+                return CellRun("kernel_died", "KernelDied", "the kernel died (a crash, "
+                               "os._exit, a killed process or running out of memory)", seconds)
             return CellRun("timeout", "Timeout", f"the cell ran longer than {timeout:g} s",
                            seconds)
         content = reply["content"]
+        expressions = {}
+        for name, value in (content.get("user_expressions") or {}).items():
+            if isinstance(value, dict) and value.get("status") == "ok":
+                expressions[name] = str(value.get("data", {}).get("text/plain", ""))
         if content.get("status") == "ok":
-            return CellRun("ok", "", "", seconds)
-        return CellRun("error", str(content.get("ename", "Error")),
-                       str(content.get("evalue", "")), seconds)
+            return CellRun("ok", "", "", seconds, expressions)
+        return CellRun("error", str(content.get("ename", "Error"))[:200],
+                       str(content.get("evalue", "")), seconds, expressions)
 
     def _wait(self, msg_id: str, deadline: float) -> dict | str | None:
         """The shell reply to ``msg_id``; ``"died"`` if the kernel died; None at the deadline."""
@@ -171,18 +271,48 @@ class GradingKernel:
             try:
                 reply = self._kc.get_shell_msg(timeout=min(_POLL_S, remaining))
             except queue.Empty:
-                self._drain_iopub()
-                if not self._km.is_alive():
+                if self._proc.poll() is not None:
                     return "died"
                 continue
             if reply.get("parent_header", {}).get("msg_id") == msg_id:
-                self._drain_iopub()
                 return reply
 
-    def _drain_iopub(self) -> None:
-        """Discard output messages (we never read outputs; this bounds our memory)."""
-        for _ in range(10_000):  # bounded: a cell printing in a loop must not trap us here
-            try:
-                self._kc.get_iopub_msg(timeout=0)
-            except queue.Empty:
-                return
+
+def _read_init_pid(fd: int) -> int:
+    """The host pid of the sandbox's init, from bwrap's ``--info-fd`` (0 when unknown)."""
+    data = b""
+    try:
+        with os.fdopen(fd, "rb") as handle:
+            ready, _, _ = select.select([handle], [], [], 30)
+            if ready:
+                data = handle.read(4096)
+        return int(json.loads(data or b"{}").get("child-pid", 0))
+    except (OSError, ValueError):
+        return 0
+
+
+def _kill_tree(proc: subprocess.Popen, init_pid: int) -> None:
+    """Kill the kernel and every process it started, and wait until they are gone.
+
+    Sandboxed: killing the PID namespace's init makes the kernel kill every process in the
+    namespace; its exit completes only once they are all gone, and then bwrap's outer
+    process (``proc``, its parent, so the pid cannot be reused before) reaps it and exits.
+    Unsandboxed: the process group (a child in a new session escapes it).
+    """
+    if init_pid and proc.poll() is None:
+        try:
+            os.kill(init_pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    else:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+

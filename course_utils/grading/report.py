@@ -2,7 +2,10 @@
 
 Feedback shows the learner's own answers, the visible tests and, for each question, the
 error's type and message; never a traceback of a test cell (IPython tracebacks quote source
-lines, and hidden tests must stay hidden). Every piece of text is HTML-escaped.
+lines, and hidden tests must stay hidden). Every piece of text is HTML-escaped. In the CSV,
+a cell that a spreadsheet would read as a formula (it starts with ``= + - @``, a tab or a
+carriage return) gets a leading apostrophe. ``grades.csv`` is written last, atomically
+(a temporary file renamed over it), so it is either the old gradebook or the complete new one.
 """
 
 from __future__ import annotations
@@ -10,14 +13,20 @@ from __future__ import annotations
 import csv
 import html
 import json
+import os
+import tempfile
 import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from course_utils.grading.grade import Assignment, NotebookResult
+    from course_utils.grading.grade import Assignment
+    from course_utils.grading.records import NotebookResult
 
-__all__ = ["FIXED_COLUMNS", "write_reports", "write_gradebook", "feedback_html", "format_table"]
+__all__ = ["FIXED_COLUMNS", "safe_cell", "write_reports", "write_gradebook", "feedback_html",
+           "format_table"]
+
+_ANSWER_LIMIT = 20_000
 
 FIXED_COLUMNS = ("student_id", "notebook", "score", "max_score", "status")
 
@@ -27,15 +36,38 @@ def _num(value: float) -> str:
     return f"{value:g}"
 
 
+def safe_cell(text: str) -> str:
+    """Neutralise a CSV cell that a spreadsheet would run as a formula.
+
+    >>> print(safe_cell('=HYPERLINK("http://x")'), safe_cell("ada"))
+    '=HYPERLINK("http://x") ada
+    """
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
 def write_gradebook(results: list[NotebookResult], path: Path, grade_ids: list[str]) -> None:
-    """One row per learner x notebook; then the points of each grade_id (empty when n/a)."""
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow([*FIXED_COLUMNS, *grade_ids])
-        for r in results:
-            earned = {t.grade_id: _num(t.points) for t in r.tests}
-            writer.writerow([r.student_id, r.notebook, _num(r.score), _num(r.max_score),
-                             r.status, *(earned.get(g, "") for g in grade_ids)])
+    """One row per learner x notebook, then the points of each grade_id (empty when n/a).
+
+    Written to a temporary file in the same folder, then renamed over ``path``.
+    """
+    handle = tempfile.NamedTemporaryFile("w", newline="", encoding="utf-8", delete=False,
+                                         dir=path.parent, prefix=".grades-", suffix=".csv")
+    try:
+        with handle:
+            writer = csv.writer(handle)
+            writer.writerow([*FIXED_COLUMNS, *grade_ids])
+            for r in results:
+                earned = {t.grade_id: _num(t.points) for t in r.tests}
+                writer.writerow([safe_cell(str(v)) for v in (
+                    r.student_id, r.notebook, _num(r.score), _num(r.max_score), r.status,
+                    *(earned.get(g, "") for g in grade_ids))])
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(handle.name, 0o644)
+        os.replace(handle.name, path)
+    except BaseException:
+        Path(handle.name).unlink(missing_ok=True)
+        raise
 
 
 def write_reports(results: list[NotebookResult], assignments: dict[str, Assignment],
@@ -50,8 +82,9 @@ def write_reports(results: list[NotebookResult], assignments: dict[str, Assignme
                     gid not in grade_ids):
                 grade_ids.append(gid)
     results = sorted(results, key=lambda r: (r.student_id, r.notebook))
-    write_gradebook(results, out / "grades.csv", grade_ids)
     for r in results:
+        if not r.notebook:  # a 'missing' row: the CSV and its notes say it all
+            continue
         stem = Path(r.notebook).stem
         for folder, suffix, text in (
             ("results", "json", json.dumps(r.to_json(), indent=1, ensure_ascii=False) + "\n"),
@@ -60,6 +93,7 @@ def write_reports(results: list[NotebookResult], assignments: dict[str, Assignme
             target = out / folder / r.student_id / f"{stem}.{suffix}"
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(text, encoding="utf-8")
+    write_gradebook(results, out / "grades.csv", grade_ids)
 
 
 _CSS = """
@@ -100,7 +134,8 @@ def feedback_html(result: NotebookResult, assignment: Assignment | None = None) 
     if result.answers:
         parts.append("<h2>Your answers</h2>")
         for gid, source in result.answers.items():
-            parts.append(f"<h3>{e(gid)}</h3><pre>{e(source)}</pre>")
+            shown = source if len(source) <= _ANSWER_LIMIT else source[:_ANSWER_LIMIT] + "\n[...]"
+            parts.append(f"<h3>{e(gid)}</h3><pre>{e(shown)}</pre>")
     if assignment is not None and result.tests:
         parts.append("<h2>The tests you could see</h2>")
         for t in result.tests:
@@ -113,7 +148,7 @@ def feedback_html(result: NotebookResult, assignment: Assignment | None = None) 
 def format_table(result: NotebookResult, width: int = 100) -> str:
     """The plain-text table ``check`` prints: question, points, result, message.
 
-    >>> from course_utils.grading.grade import NotebookResult, TestResult
+    >>> from course_utils.grading.records import NotebookResult, TestResult
     >>> r = NotebookResult("you", "01.ipynb", 2.0, 3.0, "graded", [
     ...     TestResult("q1_test", 2, 2, "pass", "", 0.1),
     ...     TestResult("q2_test", 0, 1, "fail", "expected 5, got 4", 0.1)])

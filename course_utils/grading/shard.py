@@ -7,7 +7,7 @@ A learner belongs to shard ``sha256(student_id) mod N + 1`` (shards are numbered
 as Slurm's ``--array=1-N``). The hash depends only on the learner's folder name, so every
 machine picks the same learners, and adding or removing a learner moves nobody else.
 
-A sharded run grades a copy of its learners' folders with the ordinary grader and writes
+A sharded run grades its learners' folders (and roster entries) with the ordinary grader and writes
 ``OUT/shard.json``: which shard it is, every learner it owned, a digest of the solutions and
 the grading options. ``merge`` checks those records before it writes anything, and refuses,
 naming the outputs and learners, shards of different N, a missing or repeated shard,
@@ -32,12 +32,14 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
+
+from course_utils.grading.intake import read_roster
 
 __all__ = [
     "MANIFEST", "SCHEME", "ShardError", "Shard", "shard_of", "learner_folders",
@@ -50,7 +52,7 @@ GRADEBOOK = "grades.csv"
 #: Folders of a grading output that hold one sub-folder per learner.
 PER_LEARNER = ("results", "feedback")
 #: Parts of the command line that do not change a grade (all other options must agree).
-_NOT_OPTIONS = {"submissions", "out", "shard", "jobs", "solutions"}
+_NOT_OPTIONS = {"submissions", "out", "shard", "jobs", "solutions", "roster"}
 
 
 class ShardError(ValueError):
@@ -117,8 +119,13 @@ def shard_of(student_id: str, count: int) -> int:
 
 def learner_folders(submissions: Path) -> list[Path]:
     """The learners' folders in ``submissions``, as the grader lists them."""
-    return sorted(p for p in Path(submissions).iterdir()
-                  if p.is_dir() and not p.name.startswith("."))
+    return [p for p in learner_entries(submissions) if p.is_dir() and not p.is_symlink()]
+
+
+def learner_entries(submissions: Path) -> list[Path]:
+    """Everything in ``submissions`` that gets a gradebook row (a stray file gets a
+    ``missing`` row too), sorted by name."""
+    return sorted(p for p in Path(submissions).iterdir() if not p.name.startswith("."))
 
 
 def solutions_digest(solutions: Path) -> str:
@@ -139,30 +146,33 @@ def _options(args: argparse.Namespace) -> dict[str, str]:
 
 
 @contextmanager
-def sharded(args: argparse.Namespace) -> Iterator[Path]:
-    """The folder ``grade`` should grade: ``args.submissions`` itself without ``--shard``;
-    with it, a temporary copy of the shard's learners, and ``OUT/shard.json`` afterwards."""
+def sharded(args: argparse.Namespace) -> Iterator[Callable[[str], bool] | None]:
+    """Which learners ``grade`` should grade: ``None`` (all of them) without ``--shard``;
+    with it, a predicate true for the shard's learners, and ``OUT/shard.json`` afterwards.
+
+    Nothing is copied: the grader itself skips the other learners, so a submission folder
+    is read exactly as an unsharded run reads it (special files included)."""
     shard: Shard | None = getattr(args, "shard", None)
     if shard is None:
-        yield args.submissions
+        yield None
         return
-    owned = [p for p in learner_folders(args.submissions) if shard.owns(p.name)]
+    names = [p.name for p in learner_entries(args.submissions)]
+    roster = getattr(args, "roster", None)
+    if roster:
+        names += read_roster(roster)
     record = {
         "shard": shard.index, "of": shard.count, "scheme": SCHEME,
-        "students": [p.name for p in owned],
+        "students": sorted({n for n in names if shard.owns(n)}),
         "solutions_sha256": solutions_digest(args.solutions),
         "options": _options(args),
     }
     manifest = Path(args.out) / MANIFEST
     manifest.unlink(missing_ok=True)  # until this run succeeds, merge refuses the folder
-    with tempfile.TemporaryDirectory(prefix=f"course-shard-{shard.index}-of-{shard.count}-") as tmp:
-        for folder in owned:
-            shutil.copytree(folder, Path(tmp) / folder.name, symlinks=True)
-        yield Path(tmp)
+    yield shard.owns
     manifest.parent.mkdir(parents=True, exist_ok=True)
     write_atomically(manifest, json.dumps(record, indent=1, ensure_ascii=False) + "\n")
-    print(f"shard {shard}: {len(owned)} learner(s); merge with `python -m course_utils grade "
-          f"merge OUT_1 ... OUT_{shard.count} --out MERGED`")
+    print(f"shard {shard}: {len(record['students'])} learner(s); merge with `python -m "
+          f"course_utils grade merge OUT_1 ... OUT_{shard.count} --out MERGED`")
 
 
 # ------------------------------------------------------------------------------ merging

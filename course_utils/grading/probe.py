@@ -1,0 +1,256 @@
+"""Runs inside the grading kernel: a fingerprint of everything that decides a cell's verdict.
+
+The grader imports this module in every fresh kernel before any learner code runs, takes a
+baseline with ``fingerprint(full=True)``, and asks again (through the execute request's
+``user_expressions``, which no input or AST transformer sees) before and after each test.
+A category whose digest changed means learner code touched the machinery that runs cells
+or reports their errors; the grader then asks for the full lists and names the change.
+
+Categories: IPython's input and AST transformers, event callbacks, custom exception
+handlers, ``sys`` hooks (excepthook, trace and profile functions ...), the methods of the
+shell, kernel and session classes and instances, ``ExecutionResult``, the compiler, the
+identity of every built-in, the functions and classes of the libraries the tests use
+(``torch``, ``torch.nn``, ``numpy``), built-in names redefined as callables in the learner's
+namespace, and classes defined in a cell that subclass a value type (``int``, ``str``,
+``tuple``, ``torch.Tensor`` ...) while overriding comparisons (always-equal objects).
+
+Importing this module imports nothing heavy (``import_libraries`` does, in the kernel);
+outside a kernel the shell-related categories are empty.
+
+>>> import json
+>>> sorted(json.loads(fingerprint()))[:3]
+['always_equal', 'ast_transformers', 'builtins']
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import sys
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+__all__ = ["LIBRARIES", "fingerprint", "describe", "import_libraries"]
+
+# Libraries the tests rely on: their functions and classes are fingerprinted too, so an
+# answer that patches ``torch.Tensor.numel`` or ``nn.Linear.__init__`` is caught.
+LIBRARIES = ("torch", "torch.nn", "torch.nn.functional", "numpy")
+
+_COMPARISONS = ("__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__hash__",
+                "__bool__", "__index__", "__int__", "__float__", "__contains__", "__len__",
+                "__iter__", "__getitem__", "__repr__", "__str__", "__format__")
+_VALUE_TYPES = (int, float, complex, str, bytes, tuple, list, dict, set, frozenset)
+
+
+def describe(obj: Any) -> str:
+    """A stable description of a callable or object: module, qualified name and identity.
+
+    >>> describe(len).startswith("builtins.len#")
+    True
+    """
+    func = getattr(obj, "__func__", obj)
+    owner = getattr(obj, "__self__", None)
+    name = getattr(func, "__qualname__", None) or type(func).__qualname__
+    module = getattr(func, "__module__", None) or type(func).__module__
+    text = f"{module}.{name}#{id(func):x}"
+    return text if owner is None or isinstance(owner, type(sys)) else f"{text}@{id(owner):x}"
+
+
+def _items(values: Iterable[Any]) -> list[str]:
+    return [describe(v) for v in values]
+
+
+def _class_dicts(obj: Any, prefixes: tuple[str, ...]) -> list[Any]:
+    """(class, name, identity) for every attribute of the classes of ``obj`` from the given
+    packages (tuples, not strings: this runs before and after every test)."""
+    found: list[Any] = [("type of", type(obj).__qualname__, id(type(obj)))]
+    for cls in type(obj).__mro__:
+        if cls.__module__.startswith(prefixes):
+            found += [(cls.__qualname__, name, id(value)) for name, value in vars(cls).items()]
+    return found
+
+
+def _instance_callables(obj: Any) -> list[str]:
+    """Callables stored on the instance itself (a monkeypatched method shows up here)."""
+    try:
+        own = vars(obj)
+    except TypeError:
+        return []
+    return [f"{name}={describe(value)}" for name, value in sorted(own.items())
+            if callable(value) and not isinstance(value, type)
+            and not name.startswith("_trait")]
+
+
+def _shell_categories(ip: Any) -> dict[str, list[str]]:
+    manager = getattr(ip, "input_transformer_manager", None)
+    transformers = [*ip.input_transformers_cleanup, *ip.input_transformers_post]
+    if manager is not None:
+        transformers += [*manager.cleanup_transforms, *manager.line_transforms,
+                         *manager.token_transformers]
+    events = [f"{event}:{describe(cb)}" for event, callbacks in sorted(ip.events.callbacks.items())
+              for cb in callbacks]
+    exceptions = [describe(c) for c in ip.custom_exceptions] + [
+        f"CustomTB={describe(getattr(ip, 'CustomTB', None))}",
+        f"InteractiveTB={type(ip.InteractiveTB).__qualname__}"]
+    from IPython.core import interactiveshell
+
+    results = [f"{cls.__qualname__}.{name}={id(value):x}"
+               for cls in (interactiveshell.ExecutionResult, interactiveshell.ExecutionInfo)
+               for name, value in sorted(vars(cls).items())]
+    kernel = getattr(ip, "kernel", None)
+    machinery = _class_dicts(ip, ("IPython", "ipykernel")) + _instance_callables(ip)
+    if kernel is not None:
+        machinery += _class_dicts(kernel, ("ipykernel",)) + _instance_callables(kernel)
+        machinery += [f"handler {name}={describe(h)}" for name, h in
+                      sorted(getattr(kernel, "shell_handlers", {}).items())]
+        session = getattr(kernel, "session", None)
+        if session is not None:
+            machinery += _class_dicts(session, ("jupyter_client",))
+            machinery += _instance_callables(session)
+    compiler = getattr(ip, "compile", None)
+    if compiler is not None:
+        machinery += _class_dicts(compiler, ("IPython", "codeop"))
+        machinery += _instance_callables(compiler) + [f"flags={compiler.flags}"]
+    for helper in (ip.events, manager, getattr(kernel, "shell_stream", None)):
+        if helper is not None:  # objects the shell delegates to: replaced or patched?
+            machinery += _class_dicts(helper, ("IPython", "ipykernel", "zmq", "tornado"))
+            machinery += _instance_callables(helper)
+    zmq = sys.modules.get("zmq")
+    if zmq is not None:
+        machinery += [(cls.__qualname__, name, id(value)) for cls in zmq.Socket.__mro__
+                      if cls.__module__.startswith("zmq") for name, value in vars(cls).items()]
+    return {"input_transformers": _items(transformers),
+            "ast_transformers": _items(ip.ast_transformers),
+            "events": events, "exception_handlers": exceptions,
+            "execution_result": results, "shell_and_kernel": machinery}
+
+
+def _sys_hooks() -> list[str]:
+    hooks = [f"{name}={describe(getattr(sys, name, None))}"
+             for name in ("excepthook", "displayhook", "breakpointhook", "unraisablehook")]
+    hooks += [f"trace={describe(sys.gettrace())}", f"profile={describe(sys.getprofile())}",
+              f"thread trace={describe(getattr(threading, '_trace_hook', None))}",
+              f"thread profile={describe(getattr(threading, '_profile_hook', None))}"]
+    monitoring = getattr(sys, "monitoring", None)
+    if monitoring is not None:
+        hooks += [f"monitoring {i}={monitoring.get_tool(i)}" for i in range(6)]
+    return hooks
+
+
+def _subclasses(root: type) -> Iterable[type]:
+    seen, stack = set(), [root]
+    while stack:
+        cls = stack.pop()
+        for sub in type.__subclasses__(cls) if cls is not type else ():
+            if sub not in seen:
+                seen.add(sub)
+                stack.append(sub)
+                yield sub
+
+
+def _always_equal() -> list[str]:
+    """Classes defined in a cell (``__main__``) that subclass a value type and override
+    comparisons or conversions: the "always equal" objects that fool ``==`` checks."""
+    roots: list[type] = list(_VALUE_TYPES)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        roots += [torch.Tensor, torch.Size]
+    found = []
+    for root in roots:
+        for cls in _subclasses(root):
+            if cls.__module__ != "__main__":
+                continue
+            overridden = sorted(n for n in _COMPARISONS if n in vars(cls))
+            if overridden:
+                found.append(f"class {cls.__qualname__} subclasses {root.__name__} and "
+                             f"overrides {', '.join(overridden)}")
+    return sorted(set(found))
+
+
+def _shadowed_builtins(namespace: dict[str, Any]) -> list[str]:
+    """Built-in names the learner's namespace redefines as a different callable."""
+    return sorted(name for name, value in namespace.items()
+                  if name in vars(builtins) and not name.startswith("_") and callable(value)
+                  and value is not vars(builtins)[name])
+
+
+def import_libraries() -> None:
+    """Import ``LIBRARIES`` that are installed (before the baseline, so it includes them)."""
+    import importlib
+    import importlib.util
+
+    for name in LIBRARIES:
+        try:
+            if importlib.util.find_spec(name) is not None:
+                importlib.import_module(name)
+        except (ImportError, ValueError):
+            continue
+
+
+def _from_notebook(value: Any) -> bool:
+    """True for a function, class or wrapper defined by code run in the kernel's cells."""
+    for candidate in (value, getattr(value, "__func__", None), getattr(value, "func", None),
+                      getattr(value, "fget", None)):
+        if candidate is not None and getattr(candidate, "__module__", None) == "__main__":
+            return True
+    return False
+
+
+def _libraries() -> list[str]:
+    """Attributes of ``LIBRARIES`` (module functions, ``Tensor`` and ``nn.Module`` classes)
+    that now hold code defined in the notebook. Only such values count: the libraries
+    legitimately rewrap some of their own functions on first use."""
+    owners: list[tuple[str, Any]] = [(n, sys.modules[n]) for n in LIBRARIES if n in sys.modules]
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        base = getattr(torch._C, "TensorBase", None) or getattr(torch._C, "_TensorBase", None)
+        classes = [torch.Tensor, torch.nn.Module, *(
+            c for c in _subclasses(torch.nn.Module) if c.__module__.startswith("torch."))]
+        owners += [(c.__qualname__, c) for c in ([base] if base else []) + classes]
+    return [f"{owner}.{attr} is replaced by code from the notebook"
+            for owner, obj in owners for attr, value in vars(obj).items()
+            if _from_notebook(value)]
+
+
+def _categories() -> dict[str, list[str]]:
+    ip = _get_ipython()
+    found: dict[str, list[str]] = {
+        "input_transformers": [], "ast_transformers": [], "events": [],
+        "exception_handlers": [], "execution_result": [], "shell_and_kernel": []}
+    if ip is not None:
+        found.update(_shell_categories(ip))
+    namespace = ip.user_ns if ip is not None else {}
+    found["sys_hooks"] = _sys_hooks()
+    found["builtins"] = [f"{name}={id(value):x}" for name, value in sorted(vars(builtins).items())
+                         if name != "_"] + [
+        f"user __builtins__={id(namespace.get('__builtins__', builtins)):x}",
+        f"module={id(sys.modules.get('builtins')):x}"]
+    found["shadowed_builtins"] = _shadowed_builtins(namespace)
+    found["always_equal"] = _always_equal()
+    found["libraries"] = _libraries()
+    return found
+
+
+def _get_ipython() -> Any:
+    """The running shell, or None (outside a kernel, or IPython not imported)."""
+    if "IPython" not in sys.modules:
+        return None
+    from IPython.core.getipython import get_ipython
+
+    return get_ipython()
+
+
+def _text(item: Any) -> str:
+    if isinstance(item, tuple):
+        *names, identity = item
+        return f"{'.'.join(names)}={identity:x}"
+    return str(item)
+
+
+def fingerprint(full: bool = False) -> str:
+    """JSON: each category's digest (valid within this process), or (``full``) its items."""
+    found = _categories()
+    if full:
+        return json.dumps({k: sorted(_text(i) for i in v) for k, v in found.items()})
+    return json.dumps({k: str(hash(tuple(v))) for k, v in found.items()})
