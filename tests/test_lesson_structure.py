@@ -1,8 +1,8 @@
 """Lessons make the learner think: predict-first prompts, and answers to "Check yourself".
 
 COURSE.md: before each key reveal a "Predict first" prompt asks for a guess; every
-"Check yourself" question has its answer in a collapsible ``<details>`` cell. Lessons 00–04
-follow it; add a lesson to ``LESSONS`` once it does.
+"Check yourself" question has its answer in a collapsible ``<details>`` cell. Every lesson
+listed in ``LESSONS`` follows it; add a lesson once it does.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import nbformat
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-LESSONS = sorted(p for p in (ROOT / "notebooks").glob("0[0-4]_*.ipynb"))
+LESSONS = sorted(p for p in (ROOT / "notebooks").glob("0[0-9]_*.ipynb"))
 PROMPT = "**Predict first.**"
 
 
