@@ -173,6 +173,7 @@ class LearnerResult:
     check_s: float = float("nan")
     check_ok: bool = False
     finished: bool = False
+    wall_s: float = float("nan")
     error: str = ""
 
 
@@ -312,6 +313,7 @@ class Learner:
             self.result.failed.append(f"check: {output[-500:]}")
 
     async def run(self, password: str) -> LearnerResult:
+        began = time.monotonic()
         try:
             await self.login(password)
             await self.start_server()
@@ -320,6 +322,7 @@ class Learner:
                 extra = [check_cell(CHECK_EXERCISE)] if last and self.run_check else []
                 await self.run_notebook(lesson, extra)
             self.result.finished = True
+            self.result.wall_s = time.monotonic() - began
         except (OSError, RuntimeError, HTTPClientError, asyncio.TimeoutError, KeyError) as error:
             self.result.error = f"{type(error).__name__}: {error}"
         return self.result
@@ -342,24 +345,30 @@ class MemorySampler:
         self.names, self.every_s = set(names), every_s
         self.peak_rss: dict[str, float] = dict.fromkeys(names, 0.0)
         self.peak_uss: dict[str, float] = dict.fromkeys(names, 0.0)
+        self.peak_cpu: dict[str, float] = dict.fromkeys(names, 0.0)
         self.peak_total_rss = self.peak_total_uss = 0.0
         self.load: list[float] = []
 
     def sample(self) -> None:
         rss = dict.fromkeys(self.names, 0.0)
         uss = dict.fromkeys(self.names, 0.0)
+        cpu = dict.fromkeys(self.names, 0.0)
         for process in psutil.process_iter(["username"]):
             name = process.info["username"]
             if name in self.names:
                 try:
                     full = process.memory_full_info()
+                    # a finished kernel's CPU time moves to its parent's children_* once reaped
+                    times = process.cpu_times()
                 except (psutil.NoSuchProcess, psutil.AccessDenied):
                     continue
+                cpu[name] += times.user + times.system + times.children_user + times.children_system
                 rss[name] += full.rss / 2**20
                 uss[name] += full.uss / 2**20
         for name in self.names:
             self.peak_rss[name] = max(self.peak_rss[name], rss[name])
             self.peak_uss[name] = max(self.peak_uss[name], uss[name])
+            self.peak_cpu[name] = max(self.peak_cpu[name], cpu[name])
         self.peak_total_rss = max(self.peak_total_rss, sum(rss.values()))
         self.peak_total_uss = max(self.peak_total_uss, sum(uss.values()))
         self.load.append(os.getloadavg()[0])
@@ -395,6 +404,9 @@ class Phase:
             "cell_p50_s": percentile(cells, 50), "cell_p95_s": percentile(cells, 95),
             "start_p50_s": percentile(starts, 50), "start_max_s": max(starts, default=float("nan")),
             "check_p50_s": percentile(checks, 50),
+            "cpu_s_per_learner": statistics.fmean(self.memory.peak_cpu.values()),
+            "learner_wall_s": statistics.fmean(
+                [r.wall_s for r in self.results if r.finished] or [float("nan")]),
             "rss_per_learner_mb": statistics.fmean(rss) if rss else float("nan"),
             "uss_per_learner_mb": statistics.fmean(uss) if uss else float("nan"),
             "total_rss_gb": self.memory.peak_total_rss / 1024,
@@ -446,7 +458,7 @@ def capacity_table(rows: list[dict[str, Any]]) -> str:
     """The Markdown table the README quotes."""
     head = ("| learners | finished | cells run | failed cells | cell p50 s | cell p95 s "
             "| start-up p50 / max s | check s | RSS per learner MB | USS per learner MB "
-            "| total RSS GB | total USS GB | load avg (max) |")
+            "| total RSS GB | total USS GB | CPU s per learner | load avg (max) |")
     lines = [head, "|" + "---:|" * (head.count("|") - 1)]
     for r in rows:
         lines.append(
@@ -455,36 +467,50 @@ def capacity_table(rows: list[dict[str, Any]]) -> str:
             f"| {r['start_p50_s']:.1f} / {r['start_max_s']:.1f} "
             f"| {r['check_p50_s']:.1f} "
             f"| {r['rss_per_learner_mb']:.0f} | {r['uss_per_learner_mb']:.0f} | {r['total_rss_gb']:.2f} "
-            f"| {r['total_uss_gb']:.2f} | {r['load_avg_max']:.1f} |")
+            f"| {r['total_uss_gb']:.2f} | {r['cpu_s_per_learner']:.0f} / {r['learner_wall_s']:.0f} s "
+            f"| {r['load_avg_max']:.1f} |")
     return "\n".join(lines)
 
 
-def sizing_rule(rows: list[dict[str, Any]], cores: int, p95_limit_s: float) -> str:
+def sizing_rule(rows: list[dict[str, Any]], cores: int, p95_limit_s: float, think_s: float,
+                target_utilisation: float = 0.7) -> str:
     """Learners per core and GB per learner, read from the measured rows.
 
+    CPU: each learner's processes used ``cpu_s_per_learner`` seconds of CPU over
+    ``learner_wall_s`` seconds of session; the rule fills ``target_utilisation`` of a core
+    with such learners (the worst row counts). Memory: the largest mean peak RSS per learner,
+    rounded up. Latency: the largest class size whose p95 cell latency stayed under the limit.
+
     >>> rows = [{"learners": 5, "finished": 5, "failed_cells": 0, "cell_p95_s": 0.5,
-    ...          "rss_per_learner_mb": 500.0},
+    ...          "rss_per_learner_mb": 500.0, "cpu_s_per_learner": 20.0, "learner_wall_s": 200.0},
     ...         {"learners": 10, "finished": 10, "failed_cells": 0, "cell_p95_s": 3.5,
-    ...          "rss_per_learner_mb": 510.0}]
-    >>> print(sizing_rule(rows, cores=2, p95_limit_s=2.0))  # doctest: +NORMALIZE_WHITESPACE
-    Sizing rule: 2.5 learners per core (5 learners on 2 cores kept every cell's p95 latency <= 2 s with no
-    failed cell), and 0.5 GB of memory per learner (peak RSS of server + kernel + check: 510 MB; plus 1 GB for
-    the system and the hub).
+    ...          "rss_per_learner_mb": 510.0, "cpu_s_per_learner": 21.0, "learner_wall_s": 240.0}]
+    >>> print(sizing_rule(rows, cores=2, p95_limit_s=2.0, think_s=2.0))  # doctest: +NORMALIZE_WHITESPACE
+    Sizing rule: 7 learners per core and 0.5 GB of memory per learner (plus 1 GB for the system and the hub).
+      CPU: a learner's server, kernels and check used 10% of a core on average (CPU time over the session's
+      wall time, 2 s think time); 70% of a core holds 7 such learners.
+      Memory: peak RSS per learner (server + kernel + check) up to 510 MB.
+      Latency: 5 learners on 2 cores kept every cell's p95 latency <= 2 s with no failed cell.
     """
-    good = [r for r in rows if r["finished"] == r["learners"] and r["failed_cells"] == 0
-            and r["cell_p95_s"] <= p95_limit_s]
+    share = max(r["cpu_s_per_learner"] / r["learner_wall_s"] for r in rows)
+    per_core = max(1, int(target_utilisation / share + 1e-9))
     per_learner_mb = max(r["rss_per_learner_mb"] for r in rows)
     gb = -(-per_learner_mb * 10 // 1024) / 10  # round up to 0.1 GB
+    good = [r for r in rows if r["finished"] == r["learners"] and r["failed_cells"] == 0
+            and r["cell_p95_s"] <= p95_limit_s]
     if not good:
-        cores_text = f"no measured class size kept the p95 cell latency <= {p95_limit_s:g} s"
+        latency = f"no measured class size kept every cell's p95 latency <= {p95_limit_s:g} s"
     else:
         best = max(good, key=lambda r: r["learners"])
-        more = " (the largest size measured: the machine may hold more)" if best is rows[-1] else ""
-        cores_text = (f"{best['learners'] / cores:g} learners per core ({best['learners']} learners "
-                      f"on {cores} cores kept every cell's p95 latency <= {p95_limit_s:g} s "
-                      f"with no failed cell{more})")
-    return (f"Sizing rule: {cores_text}, and {gb:g} GB of memory per learner (peak RSS of server + kernel + "
-            f"check: {per_learner_mb:.0f} MB; plus 1 GB for the system and the hub).")
+        latency = (f"{best['learners']} learners on {cores} cores kept every cell's p95 latency "
+                   f"<= {p95_limit_s:g} s with no failed cell")
+    return (f"Sizing rule: {per_core} learners per core and {gb:g} GB of memory per learner "
+            f"(plus 1 GB for the system and the hub).\n"
+            f"  CPU: a learner's server, kernels and check used {share:.0%} of a core on average (CPU time "
+            f"over the session's wall time, {think_s:g} s think time); {target_utilisation:.0%} of a core "
+            f"holds {per_core} such learners.\n"
+            f"  Memory: peak RSS per learner (server + kernel + check) up to {per_learner_mb:.0f} MB.\n"
+            f"  Latency: {latency}.")
 
 
 async def main_async(args: argparse.Namespace) -> int:
@@ -502,7 +528,7 @@ async def main_async(args: argparse.Namespace) -> int:
             for error in row["errors"][:10]:
                 print("   ", error[:300], flush=True)
     cores = psutil.cpu_count() or 1
-    table, rule = capacity_table(rows), sizing_rule(rows, cores, args.p95_limit)
+    table, rule = capacity_table(rows), sizing_rule(rows, cores, args.p95_limit, args.think)
     memory_gb = psutil.virtual_memory().total / 2**30
     print(f"\nCapacity on this machine ({cores} cores, {memory_gb:.0f} GB; think time {args.think:g} s; "
           f" lessons {', '.join(LESSONS)} + check):\n\n{table}\n\n{rule}")

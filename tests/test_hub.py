@@ -45,6 +45,12 @@ def _skip_reason() -> str:
         return "the hub creates Unix users: run as root (make test does, in CI)"
     if not (HUB_VENV / ".installed").exists() or not PROXY.exists():
         return "the hub's environment or proxy is missing: run `make hub-deps` (make test does)"
+    sys.path.insert(0, str(ROOT / "deploy"))
+    from workshop_hub import access_problems, course_paths
+
+    closed = access_problems(course_paths(ROOT, HUB_VENV / "bin" / "python"))
+    if closed:  # a checkout inside a private folder (say /root) cannot serve other users
+        return "learner accounts cannot reach this checkout: " + "; ".join(closed)
     return ""
 
 
