@@ -94,7 +94,11 @@ async def _two_learners(lt, hub, tag):
              f"        (os.listdir if p == {home_b!r} else lambda q: open(q).read())(p); print('READ', p)\n"
              f"    except PermissionError:\n"
              f"        print('DENIED', p)\n")
-    phase.isolation = await a.run_snippets([probe])
+    limits = ("import resource\n"
+              "print(resource.getrlimit(resource.RLIMIT_AS)[1] // 2**20, "
+              "resource.getrlimit(resource.RLIMIT_NPROC)[1])\n"
+              "try:\n    _big = bytearray(5 * 2**30)\nexcept MemoryError:\n    print('MemoryError')")
+    phase.isolation, phase.limits = await a.run_snippets([probe, limits])
     # a learner's edit survives a restart of their server; a lesson missing from the home comes back
     edit = ("import os; "
             "open(os.path.expanduser('~/exercises/01_layers_of_a_model.ipynb'), 'w').write('mine'); "
@@ -134,9 +138,16 @@ def test_both_learners_finish_the_notebook_and_check(hub_run) -> None:
 
 def test_learner_a_cannot_read_learner_b(hub_run) -> None:
     _, _, phase = hub_run
-    [(status, output)] = phase.isolation
+    status, output = phase.isolation
     assert status == "ok", output
     assert output.count("DENIED") == 2 and "READ" not in output, output
+
+
+def test_per_process_limits_are_enforced(hub_run) -> None:
+    _, _, phase = hub_run
+    status, output = phase.limits
+    assert status == "ok", output
+    assert output.split() == ["4096", "512", "MemoryError"], output
 
 
 def test_homes_are_private_and_owned_by_the_learner(hub_run) -> None:
