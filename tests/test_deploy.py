@@ -67,6 +67,27 @@ def test_values_yaml_parses_and_sets_the_course_image() -> None:
     assert v["hub"]["config"]["JupyterHub"]["authenticator_class"] == "shared-password"
 
 
+def test_hub_config_works_with_jupyterhubs_shared_password_login() -> None:
+    """Load values.yaml's hub.config into JupyterHub's own authenticator and log in."""
+    import asyncio
+
+    from jupyterhub.authenticators.shared import SharedPasswordAuthenticator
+    from traitlets.config import Config
+
+    config = values()["hub"]["config"]
+    config["SharedPasswordAuthenticator"] = {"user_password": "w" * 8, "admin_password": "i" * 32}
+    auth = SharedPasswordAuthenticator(config=Config(config))
+    auth.check_allow_config()
+
+    def login(name: str, password: str) -> object:
+        return asyncio.run(auth.get_authenticated_user(None, {"username": name, "password": password}))
+
+    assert login("ada", "w" * 8)["name"] == "ada"
+    assert login("ada", "wrong-password") is None
+    assert login("instructor", "w" * 8) is None, "the admin must use the admin password"
+    assert login("instructor", "i" * 32)["admin"] is True
+
+
 def test_every_values_key_is_documented_by_the_chart() -> None:
     paths = key_paths(values())
     assert len(paths) > 20
