@@ -211,9 +211,13 @@ class Learner:
     async def start_server(self) -> None:
         admin = self.hub.token
         started = time.monotonic()
-        reply = await self.http.fetch(HTTPRequest(
-            f"{self.hub.url}/hub/api/users/{self.name}/server", method="POST", body="{}",
-            headers={"Authorization": f"token {admin}"}, request_timeout=60), raise_error=False)
+        for _ in range(60):  # a server still stopping answers 400 "... is pending stop": wait (bounded)
+            reply = await self.http.fetch(HTTPRequest(
+                f"{self.hub.url}/hub/api/users/{self.name}/server", method="POST", body="{}",
+                headers={"Authorization": f"token {admin}"}, request_timeout=60), raise_error=False)
+            if not (reply.code == 400 and b"pending stop" in reply.body):
+                break
+            await asyncio.sleep(1)
         if reply.code not in (201, 202, 400):  # 400: already running
             raise RuntimeError(f"starting {self.name}'s server: HTTP {reply.code} {reply.body[:300]!r}")
         for _ in range(600):
@@ -274,7 +278,7 @@ class Learner:
             await self.close_kernel(session_id, ws)
 
     async def execute(self, ws: Any, code: str) -> tuple[str, str]:
-        """Send one execute_request; wait (bounded) for its reply. Returns (status, text)."""
+        """Send one execute_request; wait (bounded) for its reply. Returns (status, stdout + error)."""
         msg_id = uuid.uuid4().hex
         await ws.write_message(json.dumps({
             "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": self.name,
@@ -297,7 +301,7 @@ class Learner:
             if message.get("parent_header", {}).get("msg_id") != msg_id:
                 continue
             kind, content = message["msg_type"], message["content"]
-            if kind == "stream":
+            if kind == "stream" and content.get("name") == "stdout":  # stderr: warnings, not results
                 text.append(content.get("text", ""))
             elif kind == "error":
                 text.append(f"{content.get('ename')}: {content.get('evalue')}")
@@ -448,8 +452,14 @@ async def stop_servers_of(hub: Hub, names: list[str]) -> None:
         await http.fetch(HTTPRequest(f"{hub.url}/hub/api/users/{name}/server", method="DELETE",
                                      headers={"Authorization": f"token {hub.token}"}, request_timeout=60),
                          raise_error=False)
-    for _ in range(120):
-        if not any(p.info["username"] in names for p in psutil.process_iter(["username"])):
+    for _ in range(120):  # until the hub lists no server for them and their processes are gone
+        running = False
+        for name in names:
+            reply = await http.fetch(HTTPRequest(f"{hub.url}/hub/api/users/{name}",
+                                                 headers={"Authorization": f"token {hub.token}"},
+                                                 request_timeout=60), raise_error=False)
+            running |= reply.code == 200 and bool(json.loads(reply.body).get("servers"))
+        if not running and not any(p.info["username"] in names for p in psutil.process_iter(["username"])):
             break
         await asyncio.sleep(0.5)
 
