@@ -254,7 +254,7 @@ class Learner:
         """Run each code in one fresh kernel: ``[(status, output), ...]``."""
         session_id, ws = await self.open_kernel(path)
         try:
-            return [await self.execute(ws, code) for code in codes]
+            return [(await self.execute(ws, code))[:2] for code in codes]
         finally:
             await self.close_kernel(session_id, ws)
 
@@ -265,9 +265,7 @@ class Learner:
             for index, (code, may_raise) in enumerate(cells):
                 if index:
                     await asyncio.sleep(self.think_s * self.rng.uniform(0.5, 1.5))
-                began = time.monotonic()
-                status, output = await self.execute(ws, code)
-                took = time.monotonic() - began
+                status, output, took = await self.execute(ws, code)
                 if code in extra:
                     self.check_output(output, took)
                     continue
@@ -277,9 +275,16 @@ class Learner:
         finally:
             await self.close_kernel(session_id, ws)
 
-    async def execute(self, ws: Any, code: str) -> tuple[str, str]:
-        """Send one execute_request; wait (bounded) for its reply. Returns (status, stdout + error)."""
+    async def execute(self, ws: Any, code: str) -> tuple[str, str, float]:
+        """Send one execute_request; wait (bounded) for its reply and for the kernel to go idle.
+
+        Returns (status, stdout + error text, seconds from the request to ``execute_reply``).
+        The reply (shell channel) can overtake the cell's output (iopub channel); the
+        ``idle`` status on iopub comes after all of the cell's output.
+        """
         msg_id = uuid.uuid4().hex
+        began = time.monotonic()
+        status, took, idle = "", float("nan"), False
         await ws.write_message(json.dumps({
             "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": self.name,
                        "session": uuid.uuid4().hex, "version": "5.3"},
@@ -294,7 +299,7 @@ class Learner:
             except asyncio.TimeoutError:
                 break
             if raw is None:
-                return "websocket closed", "".join(text)
+                return "websocket closed", "".join(text), time.monotonic() - began
             if isinstance(raw, bytes):
                 continue  # binary frames carry widget buffers; not ours to read
             message = json.loads(raw)
@@ -306,8 +311,12 @@ class Learner:
             elif kind == "error":
                 text.append(f"{content.get('ename')}: {content.get('evalue')}")
             elif kind == "execute_reply":
-                return content.get("status", "?"), "".join(text)
-        return "timeout", "".join(text)
+                status, took = content.get("status", "?"), time.monotonic() - began
+            elif kind == "status" and content.get("execution_state") == "idle":
+                idle = True
+            if status and idle:
+                return status, "".join(text), took
+        return "timeout", "".join(text), time.monotonic() - began
 
     def check_output(self, output: str, took: float) -> None:
         self.result.check_s = took
