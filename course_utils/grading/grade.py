@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import os
 import re
 import secrets
 import sys
@@ -70,7 +71,6 @@ DEFAULT_NOTEBOOK_TIMEOUT_S = 600.0
 MESSAGE_LIMIT = 600
 _PROOF = "__grader_proof__"
 _STEPS = "__grader_steps__"
-_PROBE = "__import__('course_utils.grading.probe', fromlist=['fingerprint']).fingerprint({})"
 
 
 @dataclass
@@ -212,6 +212,16 @@ def _clip(text: str, hidden_lines: list[str], limit: int = MESSAGE_LIMIT) -> str
     return text if len(text) <= limit else text[:limit] + " [...]"
 
 
+def _json_dict(text: str | None) -> dict | None:
+    """The dict that a fingerprint expression's repr holds, or None (missing, malformed)."""
+    value = _literal(text)
+    try:
+        found = json.loads(value) if isinstance(value, str) else None
+    except (ValueError, RecursionError):
+        return None
+    return found if isinstance(found, dict) else None
+
+
 def _literal(text: str | None) -> object:
     try:
         return ast.literal_eval(text) if text else None
@@ -233,11 +243,16 @@ class _Grader:
         self.timeout, self.deadline, self.visible_only = timeout, deadline, visible_only
         self.history: list[str] = []  # cells that ran fine, replayed after a restart
         self.baseline: tuple[int, dict, dict] = (-1, {}, {})
-        self.findings: list[str] = []  # tampering found so far
+        self.findings: list[str] = []  # tampering found so far: fixed grader text only
+        self.details: list[str] = []  # what the kernel said about it: instructor only
         self.hidden_ran = False
         self.withheld: list[str] = []  # tests whose visible message must come from a rerun
 
     # -- low level
+    def _probe(self, full: bool) -> str:
+        """The expression that runs the audit (``probe.install``'s private built-in)."""
+        return f"{self.kernel.probe}({full})"
+
     def _remaining(self) -> float:
         return self.deadline - time.perf_counter()
 
@@ -257,37 +272,49 @@ class _Grader:
 
     def _take_baseline(self) -> None:
         run = self.kernel.run("", 30, store_history=False, user_expressions={
-            "full": _PROBE.format(True), "digest": _PROBE.format(False)})
-        full = json.loads(_literal(run.expressions.get("full")) or "{}")
-        digest = json.loads(_literal(run.expressions.get("digest")) or "{}")
+            "full": self._probe(True), "digest": self._probe(False)})
+        full = _json_dict(run.expressions.get("full")) or {}
+        digest = _json_dict(run.expressions.get("digest")) or {}
+        if not digest:  # a fresh kernel, before any learner code: the grader's own failure
+            raise RuntimeError("the audit's baseline could not be taken in a fresh kernel")
         self.baseline = (self.kernel.generation, digest, full)
 
     def _audit(self, run: CellRun, when: str) -> None:
-        """Compare the fingerprint in ``run``'s expressions with the fresh kernel's."""
+        """Compare the fingerprint in ``run``'s expressions with the fresh kernel's.
+
+        Only the baseline's categories (taken before any learner code ran) are compared, and
+        the finding names the category; the changed items, which learner code may have
+        named (class names, globals ...), go to ``details`` for the instructor."""
         generation, digest, full = self.baseline
         if generation != self.kernel.generation:
             return  # the kernel was restarted during this cell; the replay re-baselined
-        text = _literal(run.expressions.get("audit"))
-        if not isinstance(text, str):
+        now_digest = _json_dict(run.expressions.get("audit"))
+        if now_digest is None:
             self.findings.append(f"{when}: the grader's audit could not run")
             return
-        now_digest = json.loads(text)
-        changed = [k for k, v in now_digest.items() if digest.get(k) != v]
+        changed = [k for k, v in digest.items() if now_digest.get(k) != v]
         if not changed:
             return
         now = self.kernel.run("", 30, store_history=False,
-                              user_expressions={"full": _PROBE.format(True)})
-        details = json.loads(_literal(now.expressions.get("full")) or "{}")
+                              user_expressions={"full": self._probe(True)})
+        details = _json_dict(now.expressions.get("full")) or {}
         for category in changed:
-            added = sorted(set(details.get(category, [])) - set(full.get(category, [])))
-            removed = sorted(set(full.get(category, [])) - set(details.get(category, [])))
+            listed = details.get(category)
+            listed = [str(i) for i in listed] if isinstance(listed, list) else []
+            added = sorted(set(listed) - set(full.get(category, [])))
+            removed = sorted(set(full.get(category, [])) - set(listed))
             if not (added or removed):  # same items in another order: nothing was replaced
                 digest[category] = now_digest[category]
                 continue
             items = [re.sub(r"#[0-9a-f]+(@[0-9a-f]+)?|=[0-9a-f]+$", "", i)[:80]
                      for i in (added or removed)][:3]
-            self.findings.append(f"{when}: {category.replace('_', ' ')} changed ("
-                                 + "; ".join(items) + ")")
+            self.findings.append(f"{when}: {category.replace('_', ' ')} changed")
+            self._detail(f"{when}: {category}: " + "; ".join(items))
+
+    def _detail(self, text: str) -> None:
+        """Keep what the kernel said for the instructor: escaped (ASCII) and capped."""
+        if len(self.details) < 20:
+            self.details.append(ascii(text)[1:-1][:300])
 
     def _canaries(self, gid: str) -> None:
         """One cell that must fail and one that must pass, shaped like tests, random order;
@@ -304,13 +331,15 @@ class _Grader:
         for kind, source in order:
             generation = self.kernel.generation
             run = self._run(source, 30, store_history=False, user_expressions={
-                "proof": _PROOF, "audit": _PROBE.format(False)})
+                "proof": _PROOF, "audit": self._probe(False)})
             if self.kernel.generation != generation:
                 audited = True  # a fresh kernel: the replay took a new baseline
                 continue
             if kind == "fail" and (run.ename, run.evalue) != ("AssertionError", word):
                 self.findings.append(f"before {gid}: a canary cell that must fail with an "
-                                     f"AssertionError gave {run.status} {run.ename}".strip())
+                                     "AssertionError did not")
+                self._detail(f"before {gid}: failing canary gave {run.status} "
+                             f"{run.ename}: {run.evalue}")
             elif kind == "pass":
                 if not run.ok or _literal(run.expressions.get("proof")) != expected:
                     self.findings.append(f"before {gid}: a canary cell that must pass did not "
@@ -320,7 +349,7 @@ class _Grader:
                     audited = True
         if not audited:
             self._audit(self.kernel.run("", 30, store_history=False, user_expressions={
-                "audit": _PROBE.format(False)}), f"before {gid}")
+                "audit": self._probe(False)}), f"before {gid}")
 
     # -- the notebook
     def steps(self) -> list[tuple[int, str, str, str]]:
@@ -384,7 +413,7 @@ class _Grader:
             generation = self.kernel.generation
             run = self._run(source, self._cell_timeout(index),
                             store_history=False, user_expressions={
-                                "proof": _PROOF, "audit": _PROBE.format(False)})
+                                "proof": _PROOF, "audit": self._probe(False)})
             self.hidden_ran |= hidden
             restarted = self.kernel.generation != generation
             if run.ok and not restarted:
@@ -399,8 +428,8 @@ class _Grader:
         seconds = time.perf_counter() - started
         self.result.cells.append(CellOutcome(index, gid, outcome.status, outcome.ename))
         if self.findings:
-            self.result.tests.append(_test(cell, "tampered", _clip("scored 0: " + "; ".join(
-                self.findings[:3]), self.assignment.hidden_lines), seconds))
+            self.result.tests.append(_test(cell, "tampered", "scored 0: " + "; ".join(
+                self.findings[:3]), seconds))
             return
         result = _grade(cell, outcome, block, hidden_failed, self.assignment.hidden_lines)
         if result.status in ("fail", "error") and not hidden_failed and self.hidden_ran:
@@ -497,9 +526,10 @@ def _grade_in_kernels(data: bytes, submission: nbformat.NotebookNode, assignment
         return grader
 
     grader = one_kernel(result, False)
-    if grader.findings:
-        result.notes.append(_clip("tampering detected, questions from there on scored 0: "
-                                  + "; ".join(grader.findings[:5]), assignment.hidden_lines))
+    if grader.findings:  # fixed grader text; the kernel's words go to the instructor only
+        result.notes.append("tampering detected, questions from there on scored 0: "
+                            + "; ".join(grader.findings[:5]))
+        result.tamper_details = list(grader.details)
     if grader.withheld and not grader.findings and time.perf_counter() < deadline:
         # Hidden tests ran before these visible failures: take their messages from a kernel
         # that never ran a hidden test, so no message can carry a hidden test's source.
@@ -521,9 +551,20 @@ def _grade_in_kernels(data: bytes, submission: nbformat.NotebookNode, assignment
 
 
 def _unknown(student_id: str, path: Path, known: list[str]) -> NotebookResult:
-    note = (f"{path.name} matches no exercise; expected one of: {', '.join(known)}. "
+    name = _shown(path.name)
+    note = (f"{name} matches no exercise; expected one of: {', '.join(known)}. "
             "Rename the file to its exercise's name to have it graded.")
-    return NotebookResult(student_id, path.name, 0.0, 0.0, "unknown_notebook", notes=[note])
+    return NotebookResult(student_id, name, 0.0, 0.0, "unknown_notebook", notes=[note])
+
+
+def _shown(name: str) -> str:
+    """A file or folder name as text that can be written anywhere: bytes that are not
+    UTF-8 become backslash escapes.
+
+    >>> _shown("ada"), _shown(os.fsdecode(b"x\\xff.ipynb"))
+    ('ada', 'x\\\\xff.ipynb')
+    """
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
 
 
 def _tasks(submissions: Path, roster: list[str],
@@ -534,16 +575,17 @@ def _tasks(submissions: Path, roster: list[str],
     for folder in sorted(Path(submissions).iterdir()):
         if folder.name.startswith(".") or (include and not include(folder.name)):
             continue
-        seen.add(folder.name)
+        student = _shown(folder.name)  # the folder's name, always valid text
+        seen.add(student)
         if folder.is_symlink() or not folder.is_dir():
-            missing.append(NotebookResult(folder.name, "", 0.0, 0.0, "missing", notes=[
-                f"{folder.name} is not a folder (a symlink or a file); nothing was graded"]))
+            missing.append(NotebookResult(student, "", 0.0, 0.0, "missing", notes=[
+                f"{student} is not a folder (a symlink or a file); nothing was graded"]))
             continue
         found = sorted(p for p in folder.iterdir() if p.name.endswith(".ipynb"))
-        tasks += [(folder.name, p) for p in found]
+        tasks += [(student, p) for p in found]
         if not found:
-            others = sorted(p.name for p in folder.iterdir())[:5]
-            missing.append(NotebookResult(folder.name, "", 0.0, 0.0, "missing", notes=[
+            others = sorted(_shown(p.name) for p in folder.iterdir())[:5]
+            missing.append(NotebookResult(student, "", 0.0, 0.0, "missing", notes=[
                 "no notebook (*.ipynb) in the folder" + (f"; found: {', '.join(others)}"
                                                          if others else "")]))
     for student in roster:
@@ -577,7 +619,7 @@ def grade_submissions(submissions: Path, out: Path, *, solutions: Path = ROOT / 
                                         timeout=timeout, memory_mb=memory_mb,
                                         notebook_timeout=notebook_timeout, sandboxed=use_sandbox)
         except Exception as error:  # never lose a row
-            result = NotebookResult(student_id, path.name, 0.0, 0.0, "grader_error",
+            result = NotebookResult(student_id, _shown(path.name), 0.0, 0.0, "grader_error",
                                     notes=[f"grader error: {type(error).__name__}: {error}"])
         if progress:
             print(f"{student_id}/{path.name}: {result.status} {result.score:g}/"

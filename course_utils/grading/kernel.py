@@ -112,6 +112,9 @@ class GradingKernel:
         self._kc: Any = None
         self._private: Path | None = None  # sockets and log: never visible to the kernel
         self._init_pid = 0
+        # The built-in through which the grader's audit runs (``probe.install``): a random
+        # name per start, bound to private copies of the probe's code.
+        self.probe = ""
 
     def __enter__(self) -> GradingKernel:
         self.start()
@@ -195,13 +198,16 @@ class GradingKernel:
             except queue.Empty:
                 continue
             if reply.get("parent_header", {}).get("msg_id") == msg_id:
+                probe = "grader_probe_" + secrets.token_hex(8)
                 run = self.run("get_ipython().ask_exit = lambda: None\n"
                                "import course_utils.grading.probe\n"
-                               "course_utils.grading.probe.import_libraries()",
+                               "course_utils.grading.probe.import_libraries()\n"
+                               f"course_utils.grading.probe.install({probe!r})",
                                self.startup_timeout,
                                store_history=False, _restart=False)
                 if not run.ok:
                     raise KernelStartError(f"the kernel could not be prepared: {run.evalue}")
+                self.probe = probe
                 return
         raise KernelStartError(f"the kernel did not answer within {self.startup_timeout:g} s "
                                f"({self._log_tail()})")

@@ -14,12 +14,28 @@ identity of every built-in, the functions and classes of the libraries the tests
 namespace, and classes defined in a cell that subclass a value type (``int``, ``str``,
 ``tuple``, ``torch.Tensor`` ...) while overriding comparisons (always-equal objects).
 
+Also: the globals of the modules on the execution path (``IPython.core.compilerop``,
+``codeop``, ``ast``, ``operator``, ``ipykernel`` ..., every ``course_utils`` module), the
+attributes of ``torch``, ``numpy``, ``operator`` and ``math`` compared by identity with the
+fresh kernel's, and any subclass of a value type created after the baseline that overrides
+comparisons or conversions, whatever its ``__module__``.
+
+``install(name)`` (the grader runs it in every fresh kernel, before any learner code)
+takes the private baseline those comparisons need, adds an audit hook that refuses every
+later ``sys.addaudithook`` (a learner's hook could record the hidden tests' sources as they
+compile), and publishes ``fingerprint`` as the built-in ``name`` (random per kernel) bound
+to private copies of this module's functions, globals and built-ins: replacing
+``sys.modules['course_utils.grading.probe'].fingerprint`` or a built-in it uses has no
+effect on the grader's audit, and is itself reported.
+
 Importing this module imports nothing heavy (``import_libraries`` does, in the kernel);
 outside a kernel the shell-related categories are empty.
 
 >>> import json
 >>> sorted(json.loads(fingerprint()))[:3]
 ['always_equal', 'ast_transformers', 'builtins']
+>>> "module_globals" in json.loads(fingerprint())
+True
 """
 
 from __future__ import annotations
@@ -28,15 +44,34 @@ import builtins
 import json
 import sys
 import threading
+import types
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["LIBRARIES", "fingerprint", "describe", "import_libraries"]
+__all__ = ["LIBRARIES", "WATCHED_MODULES", "fingerprint", "describe", "import_libraries",
+           "install"]
 
 # Libraries the tests rely on: their functions and classes are fingerprinted too, so an
 # answer that patches ``torch.Tensor.numel`` or ``nn.Linear.__init__`` is caught.
 LIBRARIES = ("torch", "torch.nn", "torch.nn.functional", "numpy")
 
+# Modules whose globals decide how a cell is compiled, run and reported: a global replaced
+# (``IPython.core.compilerop.compile = ...``) or added over a built-in name is tampering.
+WATCHED_MODULES = ("IPython.core.compilerop", "IPython.core.interactiveshell",
+                   "IPython.core.async_helpers", "IPython.core.events", "codeop", "ast",
+                   "builtins", "ipykernel.ipkernel", "ipykernel.zmqshell",
+                   "ipykernel.kernelbase", "ipykernel.iostream", "jupyter_client.session",
+                   "zmq.sugar.socket", "operator", "json", "json.encoder", "sys",
+                   "threading", "types")
+# Modules whose attributes are compared by identity with the baseline.
+_ATTRIBUTE_MODULES = (*LIBRARIES, "operator", "math")
+# What an always-equal object overrides, whatever module its class claims to come from.
+_EQUALITY = ("__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__hash__",
+             "__bool__", "__index__", "__int__", "__float__", "__complex__")
+# Module globals that change legitimately as cells run (caches, counters, lazy imports).
+_VOLATILE = frozenset({"_", "__", "___", "__warningregistry__", "__builtins__", "last_type",
+                       "last_value", "last_traceback", "last_exc"})
+_state: dict[str, Any] = {}  # the private baseline; filled by ``install`` in the kernel
 _COMPARISONS = ("__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__hash__",
                 "__bool__", "__index__", "__int__", "__float__", "__contains__", "__len__",
                 "__iter__", "__getitem__", "__repr__", "__str__", "__format__")
@@ -149,23 +184,113 @@ def _subclasses(root: type) -> Iterable[type]:
                 yield sub
 
 
-def _always_equal() -> list[str]:
-    """Classes defined in a cell (``__main__``) that subclass a value type and override
-    comparisons or conversions: the "always equal" objects that fool ``==`` checks."""
+def _value_roots() -> list[type]:
     roots: list[type] = list(_VALUE_TYPES)
     torch = sys.modules.get("torch")
     if torch is not None:
         roots += [torch.Tensor, torch.Size]
+    numpy = sys.modules.get("numpy")
+    if numpy is not None:
+        roots += [numpy.generic, numpy.ndarray]
+    return roots
+
+
+def _always_equal() -> list[str]:
+    """Subclasses of a value type that override comparisons or conversions: the "always
+    equal" objects that fool ``==`` checks. Classes defined in a cell (``__main__``) count
+    with any override of ``_COMPARISONS``; every other class (its ``__module__`` is the
+    class's own claim) that did not exist at the baseline, or whose overrides changed since,
+    counts with an override of ``_EQUALITY``."""
+    known = _state.get("value_classes", {})
     found = []
-    for root in roots:
+    for root in _value_roots():
         for cls in _subclasses(root):
-            if cls.__module__ != "__main__":
-                continue
-            overridden = sorted(n for n in _COMPARISONS if n in vars(cls))
+            own = vars(cls)
+            if cls.__module__ == "__main__":
+                overridden = sorted(n for n in _COMPARISONS if n in own)
+            else:
+                now = {n: own[n] for n in _EQUALITY if n in own}
+                before = known.get(id(cls), (None, {}))
+                if before[0] is cls and all(before[1].get(n) is v for n, v in now.items()):
+                    continue
+                overridden = sorted(n for n, v in now.items() if not _library_code(v))
             if overridden:
                 found.append(f"class {cls.__qualname__} subclasses {root.__name__} and "
                              f"overrides {', '.join(overridden)}")
     return sorted(set(found))
+
+
+def _trusted_folders() -> tuple[str, ...]:
+    """Where library code lives: the Python installation and ``course_utils``."""
+    import os
+
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return tuple(os.path.join(os.path.realpath(p), "") for p in {
+        sys.prefix, sys.base_prefix, sys.exec_prefix, here})
+
+
+def _library_code(value: Any) -> bool:
+    """True for a value a library can put on a class: None, a slot wrapper or method
+    descriptor of a built-in type, or a function compiled from a file of the Python
+    installation or of ``course_utils`` (a cell's code, a file in the scratch folder or
+    ``exec``'d text is none of these)."""
+    if value is None or isinstance(value, (types.WrapperDescriptorType,
+                                           types.MethodDescriptorType)):
+        return True
+    func = getattr(value, "__func__", None) or getattr(value, "fget", None) or value
+    code = getattr(func, "__code__", None)
+    if not isinstance(func, types.FunctionType) or code is None:
+        return False
+    folders = _state.get("trusted") or _trusted_folders()
+    return code.co_filename.startswith(folders)
+
+
+def _value_classes() -> dict[int, tuple[type, dict[str, Any]]]:
+    """Every subclass of a value type now, with its comparison overrides (the baseline)."""
+    return {id(cls): (cls, {n: vars(cls)[n] for n in _EQUALITY if n in vars(cls)})
+            for root in _value_roots() for cls in _subclasses(root)}
+
+
+def _watched_modules() -> list[str]:
+    names = [*WATCHED_MODULES, *_ATTRIBUTE_MODULES]
+    return names + sorted(n for n in list(sys.modules)
+                          if n == "course_utils" or n.startswith("course_utils."))
+
+
+def _module_snapshot() -> dict[str, tuple[Any, dict[str, Any]]]:
+    """module name -> (module, a copy of its globals): taken by ``install``."""
+    return {name: (sys.modules[name], dict(vars(sys.modules[name])))
+            for name in _watched_modules() if name in sys.modules}
+
+
+def _module_globals() -> list[str]:
+    """Globals of the watched modules that differ from the baseline: a module replaced in
+    ``sys.modules``, a global replaced or removed, a new global that shadows a built-in or
+    holds code from the notebook. Modules loaded later: only the last two."""
+    base = _state.get("modules", {})
+    names = vars(builtins)
+    found = []
+    for name in _watched_modules():
+        module = sys.modules.get(name)
+        if module is None:
+            continue
+        before_module, before = base.get(name, (module, {}))
+        if before_module is not module:
+            found.append(f"sys.modules[{name!r}] was replaced")
+            continue
+        space = vars(module)
+        for key, value in list(space.items()):
+            if key in _VOLATILE:
+                continue
+            if key in before:
+                if _replaced(before[key], value):
+                    found.append(f"{name}.{key} was replaced")
+            elif (key in names and name != "builtins" and not key.startswith("__")) or (
+                    _from_notebook(value)):
+                found.append(f"{name}.{key} was added")
+        found += [f"{name}.{key} was removed" for key in before
+                  if key not in space and key not in _VOLATILE]
+    return found
 
 
 def _shadowed_builtins(namespace: dict[str, Any]) -> list[str]:
@@ -208,9 +333,26 @@ def _libraries() -> list[str]:
         classes = [torch.Tensor, torch.nn.Module, *(
             c for c in _subclasses(torch.nn.Module) if c.__module__.startswith("torch."))]
         owners += [(c.__qualname__, c) for c in ([base] if base else []) + classes]
-    return [f"{owner}.{attr} is replaced by code from the notebook"
-            for owner, obj in owners for attr, value in vars(obj).items()
-            if _from_notebook(value)]
+    found = [f"{owner}.{attr} is replaced by code from the notebook"
+             for owner, obj in owners for attr, value in vars(obj).items()
+             if _from_notebook(value)]
+    # Attributes of the fresh kernel's libraries, compared by identity (their ``__module__``
+    # is the attacker's to choose).
+    for name, (module, before) in _state.get("attributes", {}).items():
+        now = vars(module)
+        found += [f"{name}.{attr} was replaced" for attr, value in before.items()
+                  if _replaced(value, now.get(attr, _MISSING))]
+    return found
+
+
+_MISSING = object()
+
+
+def _replaced(before: Any, now: Any) -> bool:
+    """``now`` is not ``before``, nor a library's own wrapper of it (``torch`` wraps
+    ``torch.manual_seed`` when ``torch._dynamo`` is first imported)."""
+    return now is not before and not (
+        getattr(now, "__wrapped__", None) is before and _library_code(now))
 
 
 def _categories() -> dict[str, list[str]]:
@@ -229,11 +371,16 @@ def _categories() -> dict[str, list[str]]:
     found["shadowed_builtins"] = _shadowed_builtins(namespace)
     found["always_equal"] = _always_equal()
     found["libraries"] = _libraries()
+    found["module_globals"] = _module_globals()
+    hook = _state.get("audit_hook")
+    found["sys_hooks"].append(f"audit hook={id(getattr(hook, '__code__', None)):x}")
     return found
 
 
 def _get_ipython() -> Any:
     """The running shell, or None (outside a kernel, or IPython not imported)."""
+    if _state.get("ip") is not None:
+        return _state["ip"]
     if "IPython" not in sys.modules:
         return None
     from IPython.core.getipython import get_ipython
@@ -248,8 +395,49 @@ def _text(item: Any) -> str:
     return str(item)
 
 
+def _refuse_audit_hooks(event: str, args: tuple) -> None:
+    """The grader's audit hook: no hook may be added after it (hooks cannot be removed)."""
+    if event == "sys.addaudithook":
+        raise RuntimeError("the grader does not allow audit hooks")
+
+
+def install(name: str) -> None:
+    """Take the private baseline, refuse later audit hooks, and make ``builtins.<name>`` a
+    ``fingerprint`` that runs on private copies of this module's code and globals (and of
+    the built-ins), so replacing them from a cell changes nothing in the grader's audit."""
+    private = dict(vars(builtins))
+    private.update(globals())
+    for key, value in list(private.items()):
+        if isinstance(value, types.FunctionType) and value.__module__ == __name__:
+            copy = types.FunctionType(value.__code__, private, value.__name__,
+                                      value.__defaults__, value.__closure__)
+            copy.__kwdefaults__ = value.__kwdefaults__
+            private[key] = copy
+    state: dict[str, Any] = {}
+    private["_state"] = state
+    private["json"] = types.SimpleNamespace(dumps=json.dumps)
+    state["ip"] = _get_ipython()
+    state["trusted"] = _trusted_folders()
+    private["_categories"]()  # warm up: the first run imports what it needs
+    state["audit_hook"] = private["_refuse_audit_hooks"]
+    sys.addaudithook(private["_refuse_audit_hooks"])
+    setattr(builtins, name, private["fingerprint"])
+
+
+def _take_baseline() -> None:
+    """The private baseline: taken by the first ``fingerprint`` call after ``install`` (the
+    grader's own, in the fresh kernel, outside any cell, like every later call)."""
+    _state["modules"] = _module_snapshot()
+    _state["attributes"] = {n: (sys.modules[n], dict(vars(sys.modules[n])))
+                            for n in _ATTRIBUTE_MODULES if n in sys.modules}
+    _state["value_classes"] = _value_classes()
+    _state["ready"] = True
+
+
 def fingerprint(full: bool = False) -> str:
     """JSON: each category's digest (valid within this process), or (``full``) its items."""
+    if "audit_hook" in _state and "ready" not in _state:
+        _take_baseline()
     found = _categories()
     if full:
         return json.dumps({k: sorted(_text(i) for i in v) for k, v in found.items()})

@@ -57,11 +57,15 @@ class NotebookResult:
     notes: list[str] = field(default_factory=list)
     answers: dict[str, str] = field(default_factory=dict, repr=False)
     cells: list[CellOutcome] = field(default_factory=list, repr=False)
+    # For the instructor only (the JSON record, never the feedback page): what the audit
+    # found changed, in the kernel's own words, which learner code may have chosen.
+    tamper_details: list[str] = field(default_factory=list, repr=False)
 
     def to_json(self) -> dict:
-        """The documented JSON record (plus ``notes``)."""
+        """The documented JSON record (plus ``notes`` and ``tamper_details``)."""
         record = {k: getattr(self, k) for k in ("student_id", "notebook", "score",
                                                  "max_score", "status")}
         record["tests"] = [asdict(t) for t in self.tests]
         record["notes"] = list(self.notes)
+        record["tamper_details"] = list(self.tamper_details)
         return record

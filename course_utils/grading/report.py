@@ -51,7 +51,8 @@ def write_gradebook(results: list[NotebookResult], path: Path, grade_ids: list[s
     Written to a temporary file in the same folder, then renamed over ``path``.
     """
     handle = tempfile.NamedTemporaryFile("w", newline="", encoding="utf-8", delete=False,
-                                         dir=path.parent, prefix=".grades-", suffix=".csv")
+                                         errors="backslashreplace", dir=path.parent,
+                                         prefix=".grades-", suffix=".csv")
     try:
         with handle:
             writer = csv.writer(handle)
@@ -85,15 +86,24 @@ def write_reports(results: list[NotebookResult], assignments: dict[str, Assignme
     for r in results:
         if not r.notebook:  # a 'missing' row: the CSV and its notes say it all
             continue
-        stem = Path(r.notebook).stem
-        for folder, suffix, text in (
-            ("results", "json", json.dumps(r.to_json(), indent=1, ensure_ascii=False) + "\n"),
-            ("feedback", "html", feedback_html(r, assignments.get(r.notebook))),
-        ):
-            target = out / folder / r.student_id / f"{stem}.{suffix}"
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(text, encoding="utf-8")
+        try:
+            _write_pages(r, assignments, out)
+        except Exception as error:  # one bad row must not cost the gradebook
+            r.status, r.score = "grader_error", 0.0
+            r.notes.append(f"grader error: its report could not be written "
+                           f"({type(error).__name__})")
     write_gradebook(results, out / "grades.csv", grade_ids)
+
+
+def _write_pages(r: NotebookResult, assignments: dict[str, Assignment], out: Path) -> None:
+    stem = Path(r.notebook).stem
+    for folder, suffix, text in (
+        ("results", "json", json.dumps(r.to_json(), indent=1, ensure_ascii=False) + "\n"),
+        ("feedback", "html", feedback_html(r, assignments.get(r.notebook))),
+    ):
+        target = out / folder / r.student_id / f"{stem}.{suffix}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8", errors="backslashreplace")
 
 
 _CSS = """
