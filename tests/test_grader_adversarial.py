@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import csv
 import hashlib
+import html
 import json
 import os
 import subprocess
@@ -27,6 +28,8 @@ import pytest
 
 from course_utils.grading import grade, sandbox
 from course_utils.grading import notebook_format as fmt
+from course_utils.grading.records import NotebookResult
+from course_utils.grading.report import write_reports
 
 ROOT = Path(__file__).resolve().parents[1]
 NB01 = "01_layers_of_a_model.ipynb"
@@ -108,11 +111,13 @@ def _cases(submissions: Path, out: Path, solutions: Path) -> dict[str, tuple]:
         "get_ipython().ast_transformers.append(Swallow())")
     always_equal = ("class Anything(int):\n    def __eq__(self, other):\n        return True\n"
                     "    __hash__ = int.__hash__\n\n"
-                    "def mlp_param_count() -> int:\n    return Anything(0)")
+                    "def mlp_param_count(*args, **kwargs) -> int:\n    return Anything(0)")
     trace_jump = (
         "import sys\n\n"
-        "def mlp_param_count() -> int:\n"
+        "def mlp_param_count(n_in=10, hidden=32, n_out=3) -> int:\n"
         "    caller = sys._getframe(1)\n"
+        "    while caller.f_back is not None and caller.f_code.co_name != '<module>':\n"
+        "        caller = caller.f_back  # the test cell itself\n"
         "    last = max(line for _, _, line in caller.f_code.co_lines() if line)\n"
         "    def tracer(frame, event, arg):\n"
         "        if frame is caller and event == 'line':\n"
@@ -124,7 +129,8 @@ def _cases(submissions: Path, out: Path, solutions: Path) -> dict[str, tuple]:
         "        return tracer\n"
         "    caller.f_trace = tracer\n"
         "    sys.settrace(tracer)\n"
-        "    return 0")
+        "    widths = [n_in, hidden, hidden, n_out]\n"
+        "    return sum((a + 1) * b for a, b in zip(widths, widths[1:]))")
     victim = submissions / "victim" / NB01
     attacks_dir = str(submissions)
     record_hidden = (
@@ -148,7 +154,7 @@ def _cases(submissions: Path, out: Path, solutions: Path) -> dict[str, tuple]:
                 "        _spy += os.listdir(path)\n"
                 "    except OSError:\n"
                 "        pass\n\n"
-                "def mlp_param_count():\n    return ' '.join(_spy)")
+                "def mlp_param_count(*args, **kwargs):\n    return ' '.join(_spy)")
     writes = "\n".join(f"try:\n    open({str(p)!r}, 'w').write('owned')\nexcept OSError:\n    pass"
                        for p in (solutions / NB01, ROOT / "solutions" / NB01, victim,
                                  out / "grades.csv", Path("/tmp/course-attack-marker"),
@@ -170,13 +176,76 @@ def _cases(submissions: Path, out: Path, solutions: Path) -> dict[str, tuple]:
                  f"        break\n    if pid == 0:\n        time.sleep({MARKER})\n"
                  f"        os._exit(0)\n    _children += 1\n"
                  f"assert _children < 1000, _children")
+    # red team, round 2
+    compilerop = (  # a module global over the built-in `compile` that IPython looks up
+        "import ast as _a, builtins as _b\nimport IPython.core.compilerop as _c\n\n"
+        "def _compile(src, fn, mode, flags=0, dont_inherit=False, *rest):\n"
+        "    tree = _b.compile(src, fn, mode, flags, dont_inherit, *rest)\n"
+        "    if not (flags & _a.PyCF_ONLY_AST) or not isinstance(tree, _a.Module):\n"
+        "        return tree\n"
+        "    if any(isinstance(n, _a.Assert) and isinstance(n.test, _a.Constant)\n"
+        "           and n.test.value is False for n in tree.body):\n"
+        "        return tree  # leave the failing canary alone\n"
+        "    handler = _a.ExceptHandler(type=_a.Name('BaseException', _a.Load()), name=None,\n"
+        "                               body=[_a.Pass()])\n"
+        "    tree.body = [_a.Try(body=[n], handlers=[handler], orelse=[], finalbody=[])\n"
+        "                 for n in tree.body]\n"
+        "    return _a.fix_missing_locations(tree)\n\n"
+        "_c.compile = _compile")
+    fake_probe = (  # the audit itself replaced, to hide an AST transformer from it
+        "import ast, sys\n_probe = sys.modules['course_utils.grading.probe']\n"
+        "_real, _saved = _probe.fingerprint, {}\n\n"
+        "def _fake(full=False):\n"
+        "    if full not in _saved:\n"
+        "        ip = get_ipython(); mine = list(ip.ast_transformers)\n"
+        "        ip.ast_transformers.clear(); _saved[full] = _real(full)\n"
+        "        ip.ast_transformers.extend(mine)\n"
+        "    return _saved[full]\n\n"
+        "_probe.fingerprint = _fake\n\n"
+        "class Swallow(ast.NodeTransformer):\n"
+        "    def visit_Module(self, tree):\n"
+        "        if any(isinstance(n, ast.Assert) and isinstance(n.test, ast.Constant)\n"
+        "               and n.test.value is False for n in tree.body):\n"
+        "            return tree\n"
+        "        tree.body = [ast.Try(body=[n], handlers=[ast.ExceptHandler(\n"
+        "            type=None, name=None, body=[ast.Pass()])], orelse=[], finalbody=[])\n"
+        "            for n in tree.body]\n"
+        "        return ast.fix_missing_locations(tree)\n\n"
+        "get_ipython().ast_transformers.append(Swallow())")
+    audit_hook = (  # records hidden tests as they compile, replays them in a canary's error
+        "import sys\n_heard = []\n\n"
+        "def _hook(event, args):\n"
+        "    if event != 'compile' or not args or not isinstance(args[0], (str, bytes)):\n"
+        "        return\n"
+        "    src = args[0].decode('utf-8', 'replace') if isinstance(args[0], bytes) else args[0]\n"
+        "    if 'BEGIN HIDDEN' in src and not _heard:\n"
+        "        _heard.append(src[src.index('BEGIN HIDDEN'):])\n"
+        "    elif _heard and \"assert False, '\" in src and '__grader_proof__' in src:\n"
+        "        raise type(_heard[0][19:219][::-1], (ValueError,), {})('x')\n\n"
+        "sys.addaudithook(_hook)")
+    canary_leak = (  # hidden source recorded by q3's answer, sent out as a canary's ename
+        "def _leak(lines):\n"
+        "    text = ''.join(lines)\n"
+        "    if \"assert False, '\" in text and '__grader_proof__' in text and _seen:\n"
+        "        found = next((t for t in _seen if 'BEGIN HIDDEN' in t), '')\n"
+        "        found = found[found.find('BEGIN HIDDEN') + 19:][:190][::-1]\n"
+        "        return [f'raise type({found!r}, (Exception,), {{}})()\\n']\n"
+        "    return lines\n\n"
+        "get_ipython().input_transformers_cleanup.append(_leak)")
+    foreign_equal = ("class SneakyLeakName(int):\n    __module__ = 'numbers'\n"
+                     "    def __eq__(self, other):\n        return True\n"
+                     "    __hash__ = int.__hash__\n\n"
+                     "def mlp_param_count(*args, **kwargs) -> int:\n    return SneakyLeakName(0)")
+    operator_index = ("import operator, sys\noperator.index = lambda value: value\n\n"
+                      "def mlp_param_count(*args, **kwargs) -> int:\n    return 0")
     bad_kernelspec = copy.deepcopy(sol)
     bad_kernelspec.metadata["kernelspec"] = "python3"
     int_source = json.loads(nbformat.writes(sol))
     int_source["cells"][1]["source"] = 12345
-    helper_cell = solved(q1_answer="def mlp_param_count() -> int:\n    return _helper()")
+    helper_cell = solved(q1_answer="def mlp_param_count(n_in=10, hidden=32, n_out=3):\n"
+                                   "    return _helper(n_in, hidden, n_out)")
     helper_cell.cells.insert(3, nbformat.v4.new_code_cell(
-        "def _helper():\n    widths = [10, 32, 32, 3]\n"
+        "def _helper(n_in, hidden, n_out):\n    widths = [n_in, hidden, hidden, n_out]\n"
         "    return sum((a + 1) * b for a, b in zip(widths, widths[1:]))"))
     return {
         # forged verdicts: a blank exercise plus one line
@@ -194,13 +263,13 @@ def _cases(submissions: Path, out: Path, solutions: Path) -> dict[str, tuple]:
         "forge_ast_transformer": (blank(ast_wrapper), "tampered", 0.0, {"q1_test": "tampered"}),
         "forge_always_equal_int": (solved(q1_answer=always_equal), "tampered", 0.0,
                                    {"q1_test": "tampered"}),
-        # q1 is 0 whether the jump works (short proof) or not (the assert fails); the
-        # tracer left behind is found before q2
+        # the jump over the rest of the test cell leaves its proof short (a right answer,
+        # so a jump that did not happen would pass)
         "forge_trace_jump": (solved(q1_answer=trace_jump), "tampered", 0.0,
-                             {"q2_test": "tampered"}),
+                             {"q1_test": "tampered"}),
         "forge_patched_torch": (solved(q1_answer="import torch\n"
                                        "torch.Tensor.numel = lambda self: 1\n\n"
-                                       "def mlp_param_count() -> int:\n    return 6"),
+                                       "def mlp_param_count(*args, **kwargs) -> int:\n    return 6"),
                                 "tampered", 0.0, {"q1_test": "tampered"}),
         # a startup file for the next kernel, then a crash: every start gets a fresh scratch
         "startup_file_then_crash": (prefixed("q1_answer", (
@@ -237,6 +306,19 @@ def _cases(submissions: Path, out: Path, solutions: Path) -> dict[str, tuple]:
         "bad_kernelspec": (bad_kernelspec, "unreadable", 0.0, {}),
         "int_source": (json.dumps(int_source).encode(), "unreadable", 0.0, {}),
         "helper_cell": (helper_cell, "graded", FULL, {"q1_test": "pass"}),
+        # red team, round 2
+        "forge_compilerop_global": (blank(compilerop), "tampered", 0.0,
+                                    {"q1_test": "tampered", "q5_test": "tampered"}),
+        "forge_fake_probe": (blank(fake_probe), "tampered", 0.0,
+                             {"q1_test": "tampered", "q5_test": "tampered"}),
+        "leak_audit_hook": (prefixed("q1_answer", audit_hook), "graded", FULL, {}),
+        "leak_canary_ename": (solved(q3_answer=record_hidden,
+                                     q4_answer=canary_leak + "\n" + _cell(sol, "q4_answer").source),
+                              "tampered", FULL - 4, {"q3_test": "pass", "q4_test": "tampered"}),
+        "forge_always_equal_foreign": (solved(q1_answer=foreign_equal), "tampered", 0.0,
+                                       {"q1_test": "tampered"}),
+        "forge_operator_index": (solved(q1_answer=operator_index), "tampered", 0.0,
+                                 {"q1_test": "tampered"}),
     }
 
 
@@ -277,6 +359,13 @@ def batch(tmp_path_factory: pytest.TempPathFactory) -> dict:
     (submissions / "pdf_only").mkdir()
     (submissions / "pdf_only" / "answers.pdf").write_bytes(b"%PDF-1.4\n")
     formula = '=HYPERLINK("evil.example","x")'
+    # names that are not UTF-8: a notebook's, and a learner folder's
+    (submissions / "mallory").mkdir()
+    (submissions / "mallory" / os.fsdecode(b"x\xff.ipynb")).write_bytes(
+        (ROOT / "exercises" / NB01).read_bytes())
+    (submissions / os.fsdecode(b"bad\xfename")).mkdir()
+    (submissions / os.fsdecode(b"bad\xfename") / NB01).write_bytes(
+        (ROOT / "solutions" / NB01).read_bytes())
     (submissions / formula).mkdir()
     (submissions / formula / NB01).write_bytes((ROOT / "solutions" / NB01).read_bytes())
     roster = ["victim", "absent_learner"]
@@ -310,7 +399,11 @@ def test_each_attack_gets_its_status_and_score(batch: dict) -> None:
 
 def test_tampering_is_named_in_the_notes(batch: dict) -> None:
     found = batch["results"]
-    expected = {"forge_input_transformer": "input transformers",
+    expected = {"forge_compilerop_global": "module globals",
+                "forge_fake_probe": "ast transformers",
+                "forge_always_equal_foreign": "always equal",
+                "forge_operator_index": "libraries changed",
+                "forge_input_transformer": "input transformers",
                 "forge_patched_torch": "libraries changed",
                 "forge_post_run_cell": "events", "forge_execution_result": "execution result",
                 "forge_ast_transformer": "ast transformers",
@@ -329,8 +422,10 @@ def test_files_that_are_not_notebooks_are_unreadable_with_a_reason(batch: dict) 
         r = found[student]
         assert r.status == "unreadable" and r.score == 0, f"{student}: {r.status}"
         assert reason in " ".join(r.notes), f"{student}: {r.notes}"
-    for student in ("fifo_in_folder", "launcher_in_folder", batch["formula"]):
+    for student in ("fifo_in_folder", "launcher_in_folder", batch["formula"], "bad\\xfename"):
         assert (found[student].status, found[student].score) == ("graded", FULL), student
+    odd = found["mallory"]
+    assert (odd.status, odd.notebook) == ("unknown_notebook", "x\\xff.ipynb"), odd
 
 
 def test_every_folder_and_roster_entry_gets_a_row(batch: dict) -> None:
@@ -372,6 +467,33 @@ def test_feedback_leaks_nothing(batch: dict) -> None:
         assert not leaked, f"{student}: hidden test lines in its feedback: {leaked}"
     leak = next(t for t in batch["results"]["leak_hidden"].tests if t.grade_id == "q4_test")
     assert "LEAK" in leak.message  # the message came from a kernel that never ran hidden tests
+    # reversed, a hidden line slips past any filter: tampering notes are fixed grader text
+    backwards = [line[::-1] for line in hidden]
+    for student, text in pages.items():
+        assert not [b for b in backwards if b in text or html.escape(b) in text], student
+    for student, r in batch["results"].items():
+        said = " ".join([*r.notes, *(t.message for t in r.tests)])
+        assert not [b for b in backwards if b in said], student
+        assert "SneakyLeakName" not in said, student
+    # ... while the instructor still learns what the kernel said
+    details = " ".join(batch["results"]["leak_canary_ename"].tamper_details)
+    assert "canary" in details and any(b[:40] in details for b in backwards), details
+    assert "SneakyLeakName" in " ".join(
+        batch["results"]["forge_always_equal_foreign"].tamper_details)
+
+
+def test_one_unwritable_row_does_not_cost_the_gradebook(tmp_path: Path) -> None:
+    assignments = grade.load_assignments(ROOT / "solutions")
+    rows = [NotebookResult("ada", NB01, 11.0, 11.0, "graded"),
+            NotebookResult("bob", NB01, 11.0, 11.0, "graded"),
+            NotebookResult("cy", os.fsdecode(b"x\xff.ipynb"), 0.0, 0.0, "unknown_notebook")]
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "bob").write_text("a file where bob's folder should go")
+    write_reports(rows, assignments, tmp_path)
+    with open(tmp_path / "grades.csv", newline="") as handle:
+        got = {r["student_id"]: r["status"] for r in csv.DictReader(handle)}
+    assert got == {"ada": "graded", "bob": "grader_error", "cy": "unknown_notebook"}
+    assert "could not be written" in rows[1].notes[-1]
 
 
 def _hidden(source: str) -> list[str]:
