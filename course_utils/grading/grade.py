@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import ast
 import json
-import os
 import re
 import secrets
 import sys
@@ -48,6 +47,7 @@ from course_utils.grading.intake import (
     read_bytes_safely,
     read_roster,
     read_submission,
+    shown_name,
 )
 from course_utils.grading.kernel import (
     DEFAULT_LIMITS,
@@ -551,20 +551,10 @@ def _grade_in_kernels(data: bytes, submission: nbformat.NotebookNode, assignment
 
 
 def _unknown(student_id: str, path: Path, known: list[str]) -> NotebookResult:
-    name = _shown(path.name)
+    name = shown_name(path.name)
     note = (f"{name} matches no exercise; expected one of: {', '.join(known)}. "
             "Rename the file to its exercise's name to have it graded.")
     return NotebookResult(student_id, name, 0.0, 0.0, "unknown_notebook", notes=[note])
-
-
-def _shown(name: str) -> str:
-    """A file or folder name as text that can be written anywhere: bytes that are not
-    UTF-8 become backslash escapes.
-
-    >>> _shown("ada"), _shown(os.fsdecode(b"x\\xff.ipynb"))
-    ('ada', 'x\\\\xff.ipynb')
-    """
-    return os.fsencode(name).decode("utf-8", "backslashreplace")
 
 
 def _tasks(submissions: Path, roster: list[str],
@@ -573,9 +563,9 @@ def _tasks(submissions: Path, roster: list[str],
     only learners for whom ``include(student_id)`` is true, when it is given."""
     tasks, missing, seen = [], [], set()
     for folder in sorted(Path(submissions).iterdir()):
-        if folder.name.startswith(".") or (include and not include(folder.name)):
+        student = shown_name(folder.name)  # the folder's name, always valid text
+        if folder.name.startswith(".") or (include and not include(student)):
             continue
-        student = _shown(folder.name)  # the folder's name, always valid text
         seen.add(student)
         if folder.is_symlink() or not folder.is_dir():
             missing.append(NotebookResult(student, "", 0.0, 0.0, "missing", notes=[
@@ -584,7 +574,7 @@ def _tasks(submissions: Path, roster: list[str],
         found = sorted(p for p in folder.iterdir() if p.name.endswith(".ipynb"))
         tasks += [(student, p) for p in found]
         if not found:
-            others = sorted(_shown(p.name) for p in folder.iterdir())[:5]
+            others = sorted(shown_name(p.name) for p in folder.iterdir())[:5]
             missing.append(NotebookResult(student, "", 0.0, 0.0, "missing", notes=[
                 "no notebook (*.ipynb) in the folder" + (f"; found: {', '.join(others)}"
                                                          if others else "")]))
@@ -619,7 +609,7 @@ def grade_submissions(submissions: Path, out: Path, *, solutions: Path = ROOT / 
                                         timeout=timeout, memory_mb=memory_mb,
                                         notebook_timeout=notebook_timeout, sandboxed=use_sandbox)
         except Exception as error:  # never lose a row
-            result = NotebookResult(student_id, _shown(path.name), 0.0, 0.0, "grader_error",
+            result = NotebookResult(student_id, shown_name(path.name), 0.0, 0.0, "grader_error",
                                     notes=[f"grader error: {type(error).__name__}: {error}"])
         if progress:
             print(f"{student_id}/{path.name}: {result.status} {result.score:g}/"

@@ -22,7 +22,7 @@ from typing import Any
 import nbformat
 
 __all__ = ["MAX_NOTEBOOK_BYTES", "read_bytes_safely", "structure_problems", "read_submission",
-           "parse_submission", "read_roster"]
+           "parse_submission", "read_roster", "shown_name"]
 
 MAX_NOTEBOOK_BYTES = 20 * 2**20
 _CELL_TYPES = ("code", "markdown", "raw")
@@ -146,3 +146,13 @@ def read_roster(path: Path) -> list[str]:
         if field and not field.startswith("#") and field != "student_id":
             ids.append(field)
     return ids
+
+
+def shown_name(name: str) -> str:
+    """A file or folder name as text that can be written anywhere: bytes that are not
+    UTF-8 become backslash escapes.
+
+    >>> shown_name("ada"), shown_name(os.fsdecode(b"x\\xff.ipynb"))
+    ('ada', 'x\\\\xff.ipynb')
+    """
+    return os.fsencode(name).decode("utf-8", "backslashreplace")

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import nbformat
 
-from course_utils.grading.intake import read_roster
+from course_utils.grading.intake import read_roster, shown_name
 
 __all__ = [
     "MANIFEST", "SCHEME", "ShardError", "Shard", "shard_of", "learner_folders",
@@ -156,7 +156,7 @@ def sharded(args: argparse.Namespace) -> Iterator[Callable[[str], bool] | None]:
     if shard is None:
         yield None
         return
-    names = [p.name for p in learner_entries(args.submissions)]
+    names = [shown_name(p.name) for p in learner_entries(args.submissions)]
     roster = getattr(args, "roster", None)
     if roster:
         names += read_roster(roster)
