@@ -311,7 +311,14 @@ def _cases(submissions: Path, out: Path, solutions: Path) -> dict[str, tuple]:
                                     {"q1_test": "tampered", "q5_test": "tampered"}),
         "forge_fake_probe": (blank(fake_probe), "tampered", 0.0,
                              {"q1_test": "tampered", "q5_test": "tampered"}),
-        "leak_audit_hook": (prefixed("q1_answer", audit_hook), "graded", FULL, {}),
+        # the hook is refused (the attempt is reported), so nothing can leak through it
+        "leak_audit_hook": (prefixed("q1_answer", audit_hook), "tampered", 0.0,
+                            {"q1_test": "tampered"}),
+        "forge_tensor_eq": (prefixed("q1_answer", (
+            "import torch\n_real_eq = torch.Tensor.__eq__\n\n"
+            "def _eq(self, other):\n    return _real_eq(self, self)\n\n"
+            "_eq.__module__ = 'torch._tensor'\ntorch.Tensor.__eq__ = _eq")),
+            "tampered", 0.0, {"q1_test": "tampered"}),
         "leak_canary_ename": (solved(q3_answer=record_hidden,
                                      q4_answer=canary_leak + "\n" + _cell(sol, "q4_answer").source),
                               "tampered", FULL - 4, {"q3_test": "pass", "q4_test": "tampered"}),
@@ -400,6 +407,7 @@ def test_each_attack_gets_its_status_and_score(batch: dict) -> None:
 def test_tampering_is_named_in_the_notes(batch: dict) -> None:
     found = batch["results"]
     expected = {"forge_compilerop_global": "module globals",
+                "leak_audit_hook": "sys hooks", "forge_tensor_eq": "libraries changed",
                 "forge_fake_probe": "ast transformers",
                 "forge_always_equal_foreign": "always equal",
                 "forge_operator_index": "libraries changed",

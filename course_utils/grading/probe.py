@@ -322,26 +322,42 @@ def _from_notebook(value: Any) -> bool:
     return False
 
 
+def _library_owners() -> list[tuple[str, Any]]:
+    """(name, module or class) of ``LIBRARIES``, ``Tensor`` and ``torch``'s ``nn.Module``
+    classes, ``operator`` and ``math``."""
+    owners: list[tuple[str, Any]] = [(n, sys.modules[n]) for n in _ATTRIBUTE_MODULES
+                                     if n in sys.modules]
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        base = getattr(torch._C, "TensorBase", None) or getattr(torch._C, "_TensorBase", None)
+        classes = [torch.Tensor, torch.nn.Module, torch.nn.Parameter, *(
+            c for c in _subclasses(torch.nn.Module) if c.__module__.startswith("torch."))]
+        owners += [(c.__qualname__, c) for c in ([base] if base else []) + classes]
+    return owners
+
+
 def _libraries() -> list[str]:
     """Attributes of ``LIBRARIES`` (module functions, ``Tensor`` and ``nn.Module`` classes)
     that now hold code defined in the notebook. Only such values count: the libraries
     legitimately rewrap some of their own functions on first use."""
-    owners: list[tuple[str, Any]] = [(n, sys.modules[n]) for n in LIBRARIES if n in sys.modules]
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        base = getattr(torch._C, "TensorBase", None) or getattr(torch._C, "_TensorBase", None)
-        classes = [torch.Tensor, torch.nn.Module, *(
-            c for c in _subclasses(torch.nn.Module) if c.__module__.startswith("torch."))]
-        owners += [(c.__qualname__, c) for c in ([base] if base else []) + classes]
+    owners = _library_owners()
     found = [f"{owner}.{attr} is replaced by code from the notebook"
              for owner, obj in owners for attr, value in vars(obj).items()
              if _from_notebook(value)]
     # Attributes of the fresh kernel's libraries, compared by identity (their ``__module__``
     # is the attacker's to choose).
-    for name, (module, before) in _state.get("attributes", {}).items():
-        now = vars(module)
+    for name, owner, before in _state.get("attributes", []):
+        now = vars(owner)
         found += [f"{name}.{attr} was replaced" for attr, value in before.items()
                   if _replaced(value, now.get(attr, _MISSING))]
+        # added: anything but a module, a class or a library's function (``torch`` adds
+        # submodules as they are imported); on a class, a C function too (``__eq__ =
+        # torch.ones_like`` makes every comparison true)
+        found += [f"{name}.{attr} was added" for attr, value in list(now.items())
+                  if attr not in before and attr not in _VOLATILE
+                  and not isinstance(value, (type, types.ModuleType))
+                  and not _library_code(value)
+                  and (isinstance(owner, type) or callable(value))]
     return found
 
 
@@ -373,7 +389,8 @@ def _categories() -> dict[str, list[str]]:
     found["libraries"] = _libraries()
     found["module_globals"] = _module_globals()
     hook = _state.get("audit_hook")
-    found["sys_hooks"].append(f"audit hook={id(getattr(hook, '__code__', None)):x}")
+    found["sys_hooks"] += [f"audit hook={id(getattr(hook, '__code__', None)):x}",
+                           f"audit hooks refused={_state.get('refused', 0)}"]
     return found
 
 
@@ -398,6 +415,7 @@ def _text(item: Any) -> str:
 def _refuse_audit_hooks(event: str, args: tuple) -> None:
     """The grader's audit hook: no hook may be added after it (hooks cannot be removed)."""
     if event == "sys.addaudithook":
+        _state["refused"] = _state.get("refused", 0) + 1  # an attempt is reported too
         raise RuntimeError("the grader does not allow audit hooks")
 
 
@@ -428,8 +446,7 @@ def _take_baseline() -> None:
     """The private baseline: taken by the first ``fingerprint`` call after ``install`` (the
     grader's own, in the fresh kernel, outside any cell, like every later call)."""
     _state["modules"] = _module_snapshot()
-    _state["attributes"] = {n: (sys.modules[n], dict(vars(sys.modules[n])))
-                            for n in _ATTRIBUTE_MODULES if n in sys.modules}
+    _state["attributes"] = [(n, owner, dict(vars(owner))) for n, owner in _library_owners()]
     _state["value_classes"] = _value_classes()
     _state["ready"] = True
 
