@@ -337,9 +337,10 @@ def _library_owners() -> list[tuple[str, Any]]:
 
 
 def _libraries() -> list[str]:
-    """Attributes of ``LIBRARIES`` (module functions, ``Tensor`` and ``nn.Module`` classes)
-    that now hold code defined in the notebook. Only such values count: the libraries
-    legitimately rewrap some of their own functions on first use."""
+    """Attributes of the libraries (module functions, ``Tensor`` and ``nn.Module`` classes)
+    that hold code defined in the notebook; and, against the baseline, attributes replaced
+    (a library's own wrapper of the old value, as ``torch`` makes on first use, is fine)
+    or added with code that is not a library's."""
     owners = _library_owners()
     found = [f"{owner}.{attr} is replaced by code from the notebook"
              for owner, obj in owners for attr, value in vars(obj).items()
