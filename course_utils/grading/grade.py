@@ -225,7 +225,7 @@ def _clip(text: str, hidden_lines: list[str], limit: int = MESSAGE_LIMIT) -> str
 
 def _literal(text: str | None) -> object:
     """A value the kernel sent back (learner-controlled text); None unless a plain literal."""
-    if not text or len(text) > 10_000:
+    if not text:
         return None
     try:
         with _AST_LOCK:
