@@ -20,6 +20,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -61,8 +62,10 @@ def _digests(*roots: Path) -> dict[str, str]:
     return found
 
 
-def _survivors() -> list[str]:
-    """Processes left behind by a kernel: sandbox uids, or our marker on the command line."""
+def _survivors(scratch_root: Path) -> list[str]:
+    """Processes left behind by this batch's kernels: our marker on the command line, or a
+    sandbox uid whose mounts come from this batch's scratch folders (``scratch_root``), so
+    that kernels of graders running at the same time (other test workers) do not count."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -70,9 +73,11 @@ def _survivors() -> list[str]:
         try:
             uid = int((entry / "status").read_text().split("Uid:")[1].split()[0])
             cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            ours = 970_000 <= uid < 971_000 and scratch_root.name in (
+                entry / "mountinfo").read_text()
         except (OSError, IndexError, ValueError):
             continue
-        if MARKER in cmdline or 970_000 <= uid < 971_000:
+        if MARKER in cmdline or ours:
             found.append(f"{entry.name} uid={uid} {cmdline[:80]}")
     return found
 
@@ -111,13 +116,13 @@ def _cases(submissions: Path, out: Path, solutions: Path) -> dict[str, tuple]:
         "get_ipython().ast_transformers.append(Swallow())")
     always_equal = ("class Anything(int):\n    def __eq__(self, other):\n        return True\n"
                     "    __hash__ = int.__hash__\n\n"
-                    "def mlp_param_count(*args, **kwargs) -> int:\n    return Anything(0)")
+                    "def mlp_param_count(*sizes) -> int:\n    return Anything(0)")
     trace_jump = (
         "import sys\n\n"
-        "def mlp_param_count(n_in=10, hidden=32, n_out=3) -> int:\n"
+        "def mlp_param_count(*sizes) -> int:\n"
         "    caller = sys._getframe(1)\n"
-        "    while caller.f_back is not None and caller.f_code.co_name != '<module>':\n"
-        "        caller = caller.f_back  # the test cell itself\n"
+        "    while caller.f_code.co_name != '<module>':  # the test cell itself\n"
+        "        caller = caller.f_back\n"
         "    last = max(line for _, _, line in caller.f_code.co_lines() if line)\n"
         "    def tracer(frame, event, arg):\n"
         "        if frame is caller and event == 'line':\n"
@@ -129,8 +134,7 @@ def _cases(submissions: Path, out: Path, solutions: Path) -> dict[str, tuple]:
         "        return tracer\n"
         "    caller.f_trace = tracer\n"
         "    sys.settrace(tracer)\n"
-        "    widths = [n_in, hidden, hidden, n_out]\n"
-        "    return sum((a + 1) * b for a, b in zip(widths, widths[1:]))")
+        "    return 0")
     victim = submissions / "victim" / NB01
     attacks_dir = str(submissions)
     record_hidden = (
@@ -154,7 +158,7 @@ def _cases(submissions: Path, out: Path, solutions: Path) -> dict[str, tuple]:
                 "        _spy += os.listdir(path)\n"
                 "    except OSError:\n"
                 "        pass\n\n"
-                "def mlp_param_count(*args, **kwargs):\n    return ' '.join(_spy)")
+                "def mlp_param_count(*sizes):\n    return ' '.join(_spy)")
     writes = "\n".join(f"try:\n    open({str(p)!r}, 'w').write('owned')\nexcept OSError:\n    pass"
                        for p in (solutions / NB01, ROOT / "solutions" / NB01, victim,
                                  out / "grades.csv", Path("/tmp/course-attack-marker"),
@@ -242,10 +246,10 @@ def _cases(submissions: Path, out: Path, solutions: Path) -> dict[str, tuple]:
     bad_kernelspec.metadata["kernelspec"] = "python3"
     int_source = json.loads(nbformat.writes(sol))
     int_source["cells"][1]["source"] = 12345
-    helper_cell = solved(q1_answer="def mlp_param_count(n_in=10, hidden=32, n_out=3):\n"
-                                   "    return _helper(n_in, hidden, n_out)")
+    helper_cell = solved(q1_answer="def mlp_param_count(n_in=10, hidden=32, n_out=3) -> int:\n"
+                                   "    return _helper([n_in, hidden, hidden, n_out])")
     helper_cell.cells.insert(3, nbformat.v4.new_code_cell(
-        "def _helper(n_in, hidden, n_out):\n    widths = [n_in, hidden, hidden, n_out]\n"
+        "def _helper(widths):\n"
         "    return sum((a + 1) * b for a, b in zip(widths, widths[1:]))"))
     return {
         # forged verdicts: a blank exercise plus one line
@@ -263,13 +267,13 @@ def _cases(submissions: Path, out: Path, solutions: Path) -> dict[str, tuple]:
         "forge_ast_transformer": (blank(ast_wrapper), "tampered", 0.0, {"q1_test": "tampered"}),
         "forge_always_equal_int": (solved(q1_answer=always_equal), "tampered", 0.0,
                                    {"q1_test": "tampered"}),
-        # the jump over the rest of the test cell leaves its proof short (a right answer,
-        # so a jump that did not happen would pass)
+        # q1 is 0 whether the jump works (short proof) or not (the assert fails); the
+        # tracer left behind is found before q2
         "forge_trace_jump": (solved(q1_answer=trace_jump), "tampered", 0.0,
-                             {"q1_test": "tampered"}),
+                             {"q2_test": "tampered"}),
         "forge_patched_torch": (solved(q1_answer="import torch\n"
                                        "torch.Tensor.numel = lambda self: 1\n\n"
-                                       "def mlp_param_count(*args, **kwargs) -> int:\n    return 6"),
+                                       "def mlp_param_count(*sizes) -> int:\n    return 6"),
                                 "tampered", 0.0, {"q1_test": "tampered"}),
         # a startup file for the next kernel, then a crash: every start gets a fresh scratch
         "startup_file_then_crash": (prefixed("q1_answer", (
@@ -379,15 +383,23 @@ def batch(tmp_path_factory: pytest.TempPathFactory) -> dict:
     protected = [solutions, ROOT / "solutions", submissions]
     before = _digests(*protected)
     started = time.perf_counter()
-    results = grade.grade_submissions(submissions, out, solutions=solutions, jobs=2, timeout=10,
-                                      notebook_timeout=120, roster=roster, sandboxed=True)
+    # this batch's scratch folders live under a folder of their own (see _survivors)
+    scratch_root = Path(tempfile.mkdtemp(prefix="attack-"))  # short: kernel sockets live below
+    tempfile.tempdir = str(scratch_root)
+    try:
+        results = grade.grade_submissions(submissions, out, solutions=solutions, jobs=2,
+                                          timeout=10, notebook_timeout=120, roster=roster,
+                                          sandboxed=True)
+    finally:
+        tempfile.tempdir = None
+        scratch_root.rmdir()  # every scratch folder inside it is gone: it must be empty
     seconds = time.perf_counter() - started
-    survivors_now = _survivors()
+    survivors_now = _survivors(scratch_root)
     out_now = _digests(out)
     time.sleep(4)  # the detached writer would strike 3 s after its kernel started
     return {"results": {r.student_id: r for r in results}, "cases": cases, "before": before,
             "after": _digests(*protected), "out_now": out_now, "out_later": _digests(out),
-            "survivors": survivors_now, "survivors_later": _survivors(), "out": out,
+            "survivors": survivors_now, "survivors_later": _survivors(scratch_root), "out": out,
             "formula": formula, "seconds": seconds,
             "leftovers": [p for p in (Path("/tmp/course-attack-marker"),
                                       Path.home() / "course-attack-marker") if p.exists()]}

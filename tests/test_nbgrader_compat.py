@@ -159,7 +159,7 @@ def test_nbgrader_validates_our_notebooks_and_agrees_on_checksums(
 
 _ALWAYS_EQUAL = ("class Anything(int):\n    def __eq__(self, other):\n        return True\n"
                  "    __hash__ = int.__hash__\n\n"
-                 "def mlp_param_count() -> int:\n    return Anything(0)")
+                 "def mlp_param_count(*sizes) -> int:\n    return Anything(0)")
 _TAMPER = "get_ipython().input_transformers_cleanup.append(lambda lines: ['pass\\n'])"
 # Where we are deliberately stricter than nbgrader: a submission caught changing how cells
 # run (an input transformer) or handing in an always-equal object scores 0 from the
@@ -195,10 +195,12 @@ def _submissions() -> dict[str, nbformat.NotebookNode]:
         return nb
 
     every = tuple(fmt.grade_id(c) for c in solution.cells if fmt.is_solution(c))
-    helper = answered(*every, q1_answer="def mlp_param_count() -> int:\n    return _helper()")
+    helper = answered(*every, q1_answer=(
+        "def mlp_param_count(n_in=10, hidden=32, n_out=3) -> int:\n"
+        "    return _helper([n_in, hidden, hidden, n_out])"))
     at = next(i for i, c in enumerate(helper.cells) if fmt.grade_id(c) == "q1_answer")
     helper.cells.insert(at + 1, nbformat.v4.new_code_cell(
-        "def _helper():\n    widths = [10, 32, 32, 3]\n"
+        "def _helper(widths):\n"
         "    return sum((a + 1) * b for a, b in zip(widths, widths[1:]))"))
     tampered = copy.deepcopy(exercise)
     next(c for c in tampered.cells if fmt.grade_id(c) == "q1_answer").source += "\n" + _TAMPER

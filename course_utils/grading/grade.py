@@ -30,6 +30,7 @@ import re
 import secrets
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -156,9 +157,19 @@ def _answers(submission: nbformat.NotebookNode, assignment: Assignment
     return answers, extras, notes
 
 
+# CPython 3.11 before 3.11.8 can raise SystemError ("AST constructor recursion depth
+# mismatch") when two threads build ASTs at once; the grader's --jobs threads take turns.
+_AST_LOCK = threading.Lock()
+
+
+def _parse(code: str) -> ast.Module:
+    with _AST_LOCK:
+        return ast.parse(code)
+
+
 def _parses(code: str) -> bool:
     try:
-        ast.parse(code)
+        _parse(code)
     except (SyntaxError, ValueError):
         return False
     return True
@@ -194,7 +205,7 @@ def _instrument(code: str, nonce: str) -> tuple[str, object]:
     <BLANKLINE>
     """
     try:
-        body = ast.parse(code).body
+        body = _parse(code).body
     except (SyntaxError, ValueError):  # IPython syntax (magics): the proof line only
         return f"{code}\n{_PROOF} = {nonce!r}\n", nonce
     lines = code.split("\n")
@@ -223,9 +234,13 @@ def _json_dict(text: str | None) -> dict | None:
 
 
 def _literal(text: str | None) -> object:
+    """A value the kernel sent back (learner-controlled text); None unless a plain literal."""
+    if not text:
+        return None
     try:
-        return ast.literal_eval(text) if text else None
-    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        with _AST_LOCK:
+            return ast.literal_eval(text)
+    except Exception:  # SyntaxError, ValueError, RecursionError, SystemError (deep nesting)
         return None
 
 

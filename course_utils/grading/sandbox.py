@@ -95,10 +95,15 @@ def wrap(argv: list[str], scratch: Path, sockets: Path, uid: int,
                "--unshare-net", "--unshare-cgroup-try", "--hostname", "grader"]
     if not _is_root():
         command += ["--unshare-user", "--uid", "65534", "--gid", "65534"]
+    # /tmp first: the read-only views mounted after it stay visible even when the course
+    # (or its .venv) lives under /tmp, as in a fresh clone there.
+    command += ["--proc", "/proc", "--dev", "/dev",
+                "--bind", str(scratch / ".tmp"), "/tmp",
+                "--bind", str(scratch / ".shm"), "/dev/shm"]
     paths = read_only_paths()
     mounts = [p for p in paths if Path(p).exists()]
     for folder in _parents([*mounts, SANDBOX_HOME, SANDBOX_SOCKETS]):
-        if folder not in mounts:
+        if folder not in mounts and folder not in ("/tmp", "/dev", "/proc"):
             command += ["--perms", "0755", "--dir", folder]
     for path in mounts:
         command += ["--ro-bind", path, path]
@@ -106,10 +111,7 @@ def wrap(argv: list[str], scratch: Path, sockets: Path, uid: int,
         target = Path(f"/{name}")
         if target.is_symlink():
             command += ["--symlink", os.readlink(target), f"/{name}"]
-    command += ["--proc", "/proc", "--dev", "/dev",
-                "--bind", str(scratch), SANDBOX_HOME,
-                "--bind", str(scratch / ".tmp"), "/tmp",
-                "--bind", str(scratch / ".shm"), "/dev/shm",
+    command += ["--bind", str(scratch), SANDBOX_HOME,
                 "--bind", str(sockets), SANDBOX_SOCKETS,
                 "--chdir", SANDBOX_HOME, "--"]
     if _is_root():
