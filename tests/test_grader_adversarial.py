@@ -86,6 +86,11 @@ POINTS = {"q1_test": 2, "q2_test": 3, "q3_test": 2, "q4_test": 2, "q5_test": 2}
 FULL = 11.0
 
 
+# second red-team round: a garbage-collector callback that clears a failing test's error
+# and writes the proof it reads from the request (11/11 before gc was fingerprinted)
+_GC_FORGE = 'import gc as _gc, sys as _sys, re as _re\ndef _rt_is_test(cell):\n    if "__grader_proof__" not in cell or "__grader_canary__" in cell: return False\n    body = [l for l in cell.split("\\n") if l.strip() and not l.startswith(("__grader_steps__", "__grader_proof__"))]\n    return not (len(body) == 1 and _re.fullmatch(r"assert False, \'[0-9a-f]{16}\'", body[0]))\ndef _rt_cb(phase, info):\n    if phase != "start": return\n    f = _sys._getframe(1)\n    while f is not None:\n        if f.f_code.co_name == "run_cell_async":\n            loc = f.f_locals; cell, result, shell = loc.get("raw_cell"), loc.get("result"), loc.get("self")\n            if isinstance(cell, str) and result is not None and result.error_in_exec is not None and _rt_is_test(cell):\n                nonce = _re.search(r"^__grader_proof__ = \\(\'([0-9a-f]+)\', __grader_steps__\\)$", cell, _re.M).group(1)\n                n = cell.split("\\n").count("__grader_steps__ += 1")\n                result.error_in_exec = None\n                shell.user_ns["__grader_steps__"] = n; shell.user_ns["__grader_proof__"] = (nonce, n)\n            return\n        f = f.f_back\n_gc.callbacks.append(_rt_cb); _gc.set_threshold(1, 10, 10)\n'  # noqa: E501
+
+
 def _cases(submissions: Path, out: Path, solutions: Path) -> dict[str, tuple]:
     """student -> (notebook or writer, status, score, {grade_id: status})."""
     sol, ex = _read("solutions"), _read("exercises")
@@ -253,6 +258,7 @@ def _cases(submissions: Path, out: Path, solutions: Path) -> dict[str, tuple]:
         "    return sum((a + 1) * b for a, b in zip(widths, widths[1:]))"))
     return {
         # forged verdicts: a blank exercise plus one line
+        "forge_gc_callback": (blank(_GC_FORGE), "tampered", 0.0, {"q1_test": "tampered"}),
         "forge_input_transformer": (blank(
             "get_ipython().input_transformers_cleanup.append(lambda lines: ['pass\\n'])"),
             "tampered", 0.0, {"q1_test": "tampered", "q5_test": "tampered"}),

@@ -545,12 +545,16 @@ def _grade_in_kernels(data: bytes, submission: nbformat.NotebookNode, assignment
         result.notes.append("tampering detected, questions from there on scored 0: "
                             + "; ".join(grader.findings[:5]))
         result.tamper_details = list(grader.details)
-    if grader.withheld and not grader.findings and time.perf_counter() < deadline:
+    if grader.withheld:
         # Hidden tests ran before these visible failures: take their messages from a kernel
         # that never ran a hidden test, so no message can carry a hidden test's source.
-        clean = NotebookResult(result.student_id, result.notebook, 0.0, 0.0, "graded")
-        one_kernel(clean, True)
-        messages = {t.grade_id: t.message for t in clean.tests if t.status in ("fail", "error")}
+        # Without that rerun (tampering found, or no time left) the messages are not shown.
+        messages: dict[str, str] = {}
+        if not grader.findings and time.perf_counter() < deadline:
+            clean = NotebookResult(result.student_id, result.notebook, 0.0, 0.0, "graded")
+            one_kernel(clean, True)
+            messages = {t.grade_id: t.message for t in clean.tests
+                        if t.status in ("fail", "error")}
         for test in result.tests:
             if test.grade_id in grader.withheld:
                 cell = next(c for c in assignment.solution.cells

@@ -41,7 +41,9 @@ True
 from __future__ import annotations
 
 import builtins
+import gc
 import json
+import signal
 import sys
 import threading
 import types
@@ -62,7 +64,7 @@ WATCHED_MODULES = ("IPython.core.compilerop", "IPython.core.interactiveshell",
                    "builtins", "ipykernel.ipkernel", "ipykernel.zmqshell",
                    "ipykernel.kernelbase", "ipykernel.iostream", "jupyter_client.session",
                    "zmq.sugar.socket", "operator", "json", "json.encoder", "sys",
-                   "threading", "types")
+                   "threading", "types", "gc", "signal")
 # Modules whose attributes are compared by identity with the baseline.
 _ATTRIBUTE_MODULES = (*LIBRARIES, "operator", "math")
 # What an always-equal object overrides, whatever module its class claims to come from.
@@ -170,6 +172,12 @@ def _sys_hooks() -> list[str]:
     monitoring = getattr(sys, "monitoring", None)
     if monitoring is not None:
         hooks += [f"monitoring {i}={monitoring.get_tool(i)}" for i in range(6)]
+    # code that runs in the middle of a test without being called: garbage-collector
+    # callbacks and timer or user signal handlers
+    hooks += [f"gc callback={describe(callback)}" for callback in gc.callbacks]
+    hooks += [f"signal {name}={describe(signal.getsignal(getattr(signal, name)))}"
+              for name in ("SIGALRM", "SIGVTALRM", "SIGPROF", "SIGUSR1", "SIGUSR2")
+              if hasattr(signal, name)]
     return hooks
 
 
