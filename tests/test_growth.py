@@ -435,6 +435,25 @@ def test_growing_mlp_widen_keeps_per_layer_groups() -> None:
     assert [tuple(p.shape) for p in optimizer.param_groups[1]["params"]] == [(2, 6), (2,)]
 
 
+def test_growing_mlp_widen_can_carry_adam_state() -> None:
+    torch.manual_seed(0)
+    model = GrowingMLP(4, [3], 2)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    x, y = torch.randn(8, 4), torch.randint(2, (8,))
+    for _ in range(3):
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+    model.widen(0, 6, optimizer=optimizer, carry_state=True)
+    state = optimizer.state[model.layers[0].weight]
+    assert state["exp_avg"].shape == (6, 4) and state["step"].item() == 3
+    assert state["exp_avg"].abs().sum() > 0 and state["exp_avg_sq"].abs().sum() > 0
+    fresh = GrowingMLP(4, [3], 2)
+    plain = torch.optim.Adam(fresh.parameters(), lr=0.01)
+    fresh.widen(0, 6, optimizer=plain)  # without carry_state: new parameters, no state yet
+    assert fresh.layers[0].weight not in plain.state
+
+
 def test_net2wider_exposes_its_mapping_and_still_unpacks() -> None:
     torch.manual_seed(0)
     a, b, bn = nn.Linear(3, 4), nn.Linear(4, 2), nn.BatchNorm1d(4)
