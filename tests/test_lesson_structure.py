@@ -49,3 +49,17 @@ def test_every_check_yourself_question_has_an_answer(path: Path) -> None:
     assert found == questions and len(questions) >= 3, (
         f"{path.name}: questions {questions} but answers {found}")
     assert answers.source.count("</details>") == len(found)
+
+
+# Issue 19: say less. Each lesson keeps to its story within these limits (lesson 00 is a map).
+MAX_WORDS = {"00_start_here.ipynb": 1_200}
+DEFAULT_MAX_WORDS, MAX_CELLS = 2_500, 65
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=[p.name for p in LESSONS])
+def test_lesson_stays_within_its_word_and_cell_targets(path: Path) -> None:
+    cells = _cells(path)
+    words = sum(len(c.source.split()) for c in cells if c.cell_type == "markdown")
+    limit = MAX_WORDS.get(path.name, DEFAULT_MAX_WORDS)
+    assert words <= limit, f"{path.name}: {words:,} words of markdown, the target is ≤ {limit:,}"
+    assert len(cells) <= MAX_CELLS, f"{path.name}: {len(cells)} cells, the target is ≤ {MAX_CELLS}"
