@@ -68,7 +68,7 @@ def _widget_extension() -> Check:
     if any(p.is_dir() for p in places):
         return Check("widget extension", "PASS", "jupyterlab_widgets lab extension installed")
     return Check("widget extension", "WARN",
-                 "not found: widgets would show 'Error displaying widget: model not found'",
+                 "not found: widgets would show as plain text such as 'IntSlider(value=3, ...)'",
                  "pip install jupyterlab_widgets==3.0.17, then restart JupyterLab")
 
 
