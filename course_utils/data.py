@@ -234,19 +234,25 @@ def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
 
 
 def load_digits_tensors(
-    *, size: int = 8, val_fraction: float = 0.2, test_fraction: float = 0.2, seed: int = 0
+    *, size: int = 8, val_fraction: float = 0.2, test_fraction: float = 0.2, seed: int = 0,
+    test_seed: int | None = None,
 ) -> DigitsSplits:
     """scikit-learn's 1,797 handwritten digits (8×8, shipped offline), split and standardised.
 
     The split is stratified: ``test_fraction`` of each class goes to test, ``val_fraction``
     (of the whole set) to validation, the rest to training. ``size`` 16 or 32 upsamples
-    the images with bilinear interpolation.
+    the images with bilinear interpolation. ``test_seed`` (default: ``seed``) draws the test
+    split on its own, so repeated splits can re-draw train and validation around one fixed
+    test set that no choice ever sees.
 
     >>> d = load_digits_tensors()
     >>> d
     DigitsSplits(train=1079, val=359, test=359, image=(1, 8, 8))
     >>> abs(float(d.X_train.mean())) < 1e-4, abs(float(d.X_train.std()) - 1) < 1e-4
     (True, True)
+    >>> a, b = load_digits_tensors(seed=1, test_seed=0), load_digits_tensors(seed=2, test_seed=0)
+    >>> bool((a.y_test == b.y_test).all()), bool((a.y_val == b.y_val).all())
+    (True, False)
     """
     if size not in DIGITS_SIZES:
         raise ValueError(f"size must be one of {DIGITS_SIZES} (pixels per side), got {size!r}")
@@ -260,7 +266,7 @@ def load_digits_tensors(
     y = torch.from_numpy(target)
     if size != 8:
         X = F.interpolate(X, size=(size, size), mode="bilinear", align_corners=False)
-    rest_idx, test_idx = _split_indices(y, len(y), test_fraction, seed)
+    rest_idx, test_idx = _split_indices(y, len(y), test_fraction, seed if test_seed is None else test_seed)
     train_pos, val_pos = _split_indices(
         y[rest_idx], len(rest_idx), val_fraction / (1 - test_fraction), seed + 1
     )
@@ -272,9 +278,11 @@ def load_digits_tensors(
 
 
 def digits_loaders(
-    *, batch_size: int = 64, size: int = 8, flatten: bool = False, seed: int = 0
+    *, batch_size: int = 64, size: int = 8, flatten: bool = False, seed: int = 0,
+    test_seed: int | None = None,
 ) -> tuple[DataLoader, DataLoader, DataLoader]:
-    """``(train, val, test)`` loaders over :func:`load_digits_tensors`.
+    """``(train, val, test)`` loaders over :func:`load_digits_tensors` (``seed`` also seeds
+    the training loader's shuffling; ``test_seed`` fixes the test split, see there).
 
     Batches are ``N×1×S×S`` images, or ``N×(S·S)`` rows with ``flatten=True`` (for MLPs).
 
@@ -283,7 +291,7 @@ def digits_loaders(
     >>> tuple(xb.shape), yb.dtype
     ((128, 64), torch.int64)
     """
-    d = load_digits_tensors(size=size, seed=seed)
+    d = load_digits_tensors(size=size, seed=seed, test_seed=test_seed)
     parts = [(d.X_train, d.y_train), (d.X_val, d.y_val), (d.X_test, d.y_test)]
     if flatten:
         parts = [(X.flatten(1), y) for X, y in parts]

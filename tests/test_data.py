@@ -164,3 +164,19 @@ def test_missing_sklearn_gives_an_install_hint(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(builtins, "__import__", no_sklearn)
     with pytest.raises(ImportError, match="pip install scikit-learn"):
         make_moons_task(10)
+
+
+def test_a_fixed_test_seed_keeps_one_test_set_out_of_every_split() -> None:
+    from course_utils.data import load_digits_tensors
+
+    splits = [load_digits_tensors(seed=s, test_seed=0) for s in range(3)]
+    first = splits[0].X_test
+    for d in splits:
+        # the same images in the same order (each split standardises with its own statistics)
+        scale = d.X_test.std() / first.std()
+        shift = d.X_test.mean() - scale * first.mean()
+        assert torch.equal(d.y_test, splits[0].y_test)
+        torch.testing.assert_close(d.X_test, scale * first + shift, atol=1e-4, rtol=0)
+        seen = torch.cat([d.X_train, d.X_val]).flatten(1)
+        assert len(seen) + len(d.X_test) == 1797
+    assert not torch.equal(splits[0].y_val, splits[1].y_val)
