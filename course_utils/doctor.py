@@ -66,10 +66,12 @@ def _checks() -> list[Check]:
 def _widget_extension() -> Check:
     places = [Path(sys.prefix) / WIDGET_EXTENSION, Path(sys.base_prefix) / WIDGET_EXTENSION]
     if any(p.is_dir() for p in places):
-        return Check("widget extension", "PASS", "jupyterlab_widgets lab extension installed")
+        return Check("widget extension", "PASS",
+                     "jupyterlab_widgets lab extension installed in this kernel's environment")
     return Check("widget extension", "WARN",
-                 "not found: widgets would show as plain text such as 'IntSlider(value=3, ...)'",
-                 "pip install jupyterlab_widgets==3.0.17, then restart JupyterLab")
+                 "not in this kernel's environment: unless JupyterLab runs from another one that "
+                 "has it, widgets show as plain text such as 'IntSlider(value=3, ...)'",
+                 "pip install jupyterlab_widgets==3.0.17 where JupyterLab runs, then restart it")
 
 
 def _kernel() -> Check:
