@@ -185,7 +185,10 @@ def _draw_column(ax: Axes, column: int, n_columns: int, width: int, slots: list[
         if n is None:
             ax.text(column * _X_STEP, top - row, "⋮", ha="center", va="center", fontsize=16,
                     gid="elision")
-    units = "unit" if width == 1 else "units"
+    if column == 0:  # the input is features, not neurons
+        units = "feature" if width == 1 else "features"
+    else:
+        units = "unit" if width == 1 else "units"
     ax.text(column * _X_STEP, label_y, f"{_column_name(column, n_columns)}\n{width:,} {units}",
             ha="center", va="top", fontsize=9, gid="column-label")
 

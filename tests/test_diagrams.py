@@ -77,7 +77,7 @@ def test_highlight_in_the_output_layer() -> None:
 def test_big_layers_are_elided_with_a_count_label() -> None:
     ax = draw_network([784, 128, 10], max_neurons=10)
     texts = _texts(ax)
-    assert any("784 units" in t for t in texts) and any("128 units" in t for t in texts)
+    assert any("784 features" in t for t in texts) and any("128 units" in t for t in texts)
     assert texts.count("⋮") == 2  # input and hidden are elided, the 10 outputs are not
     assert _count(ax, "neuron") == 8 + 8 + 10
 
