@@ -38,8 +38,10 @@ $(STAMP): requirements.txt pyproject.toml
 
 # Jupyter refuses to run as root unless told; containers and CI machines often are root.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
+# One thread, as when the notebooks were saved: the lessons' training results (and the asserts
+# that keep their prose true) then come out as saved, whatever the laptop's core count.
 lab: $(STAMP)
-	$(BIN)/jupyter lab $(ROOT_FLAG) $(LAB_ARGS) notebooks/00_start_here.ipynb
+	$(DET) $(BIN)/jupyter lab $(ROOT_FLAG) $(LAB_ARGS) notebooks/00_start_here.ipynb
 
 test: $(STAMP) system-deps hub-deps
 	$(BIN)/ruff check .
