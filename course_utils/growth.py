@@ -170,7 +170,8 @@ def net2deeper_residual(
     so the output is unchanged for ANY activation φ (Tanh, SiLU, GELU...) and with
     BatchNorm (``batchnorm=True`` puts one after ``first``, in train or eval mode). Only
     ``last`` gets a gradient at the first step; after that the branch learns like any other
-    (the zero-initialised last layer of a residual block, as in Goyal et al., 2017).
+    (a residual branch that starts at zero, like Goyal et al.'s (2017) zero-initialised last
+    BatchNorm γ in each residual block; here the last layer's weights start at zero).
     ``first`` and ``last`` are Linear(o, o) for a Linear layer, Conv2d(o, o, k) with
     padding ``k // 2`` for a Conv2d (``k`` = ``kernel_size`` or ``layer``'s, odd).
 
