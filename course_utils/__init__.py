@@ -45,7 +45,7 @@ _PUBLIC: dict[str, tuple[str, ...]] = {
     ),
     "diagrams": ("draw_network", "network_widths"),
     "widgets": ("param_explorer", "explorer_summary", "ExplorerSummary", "format_bytes"),
-    "compare": ("compare_models", "ComparisonTable", "ComparisonRow"),
+    "compare": ("compare_models", "ComparisonTable", "ComparisonRow", "median_forward_ms"),
     "growth": (
         "net2deeper", "net2wider", "add_to_optimizer", "replace_in_optimizer", "GrowingMLP",
         "Growth",
