@@ -41,10 +41,11 @@ _PUBLIC: dict[str, tuple[str, ...]] = {
     ),
     "plots": (
         "plot_learning_curves", "plot_decision_boundary", "plot_grad_norms",
-        "plot_params_vs_metric", "plot_feature_maps", "plot_params_per_layer", "PALETTE",
+        "plot_params_vs_metric", "plot_feature_maps", "plot_params_per_layer",
     ),
     "diagrams": ("draw_network", "network_widths"),
-    "widgets": ("param_explorer", "explorer_summary", "ExplorerSummary", "format_bytes"),
+    "widgets": ("param_explorer", "explorer_summary", "ExplorerSummary"),
+    "style": ("PALETTE", "format_bytes"),
     "compare": ("compare_models", "ComparisonTable", "ComparisonRow", "median_forward_ms"),
     "growth": (
         "net2deeper", "net2wider", "add_to_optimizer", "replace_in_optimizer", "GrowingMLP",

@@ -448,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
     solved = {p.name for p in map(Path, paths) if p.parent.name == "solutions"}
     mutation = [] if args.no_mutants else [
         score_mutants(f) for f in mutant_files() if load_mutants(f).notebook in solved]
-    if mutation:  # mutants caught by each exercise's tests (see tests/test_mutants.py)
+    if mutation:  # mutants caught by each exercise's tests (see tests/content/test_mutants.py)
         print("\n" + format_scores(mutation))
 
     grading = None

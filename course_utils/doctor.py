@@ -13,9 +13,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from course_utils._paths import KERNEL_NAME
+
 __all__ = ["doctor", "Check", "main"]
 
-KERNEL_NAME = "sizing-nn"
 WIDGET_EXTENSION = Path("share/jupyter/labextensions/@jupyter-widgets/jupyterlab-manager")
 
 

@@ -1,7 +1,7 @@
 """Re-execute and save the course's notebooks (``make notebooks``), and check they are fresh.
 
 Each saved notebook records, under ``metadata.course_utils.source_sha256``, a hash of its
-cells' sources. ``tests/test_notebooks_fresh.py`` recomputes it: a notebook whose code or
+cells' sources. ``tests/content/test_notebooks_fresh.py`` recomputes it: a notebook whose code or
 prose was edited without being regenerated fails the test.
 
     python -m course_utils regenerate notebooks solutions          # everything
@@ -22,14 +22,13 @@ from pathlib import Path
 
 import nbformat
 
+from course_utils._paths import KERNEL_NAME, KERNELSPEC
+
 __all__ = [
     "KERNEL_NAME", "KERNELSPEC", "source_hash", "execute_notebook", "regenerate", "main",
     "notebook_paths", "LessonInfo", "lesson_map",
 ]
 
-KERNEL_NAME = "sizing-nn"
-KERNELSPEC = {"name": KERNEL_NAME, "display_name": "Python 3 (sizing-nn course)",
-              "language": "python"}
 CELL_TIMEOUT_S = 600
 
 

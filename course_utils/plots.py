@@ -26,6 +26,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import EngFormatter
 from torch import Tensor, nn
 
+from course_utils.style import PALETTE
 from course_utils.training import History
 
 __all__ = [
@@ -33,11 +34,6 @@ __all__ = [
     "plot_params_vs_metric", "plot_feature_maps", "plot_params_per_layer",
 ]
 
-# Okabe & Ito (2008): blue, vermillion, bluish green, reddish purple, orange, sky blue,
-# yellow, black. Yellow is pale on white, so it comes late.
-PALETTE: tuple[str, ...] = (
-    "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000",
-)
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 
 

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from course_utils.inspection import count_params, param_bytes, training_bytes
+from course_utils.style import format_bytes
 
 __all__ = ["param_explorer", "explorer_summary", "ExplorerSummary", "format_bytes"]
 
@@ -28,19 +29,6 @@ _SLIDERS = {
     "hidden_width": ("Hidden width", 1, 4096),
     "output_size": ("Outputs", 1, 1000),
 }
-
-
-def format_bytes(n: int) -> str:
-    """Bytes in decimal units, as disk and GPU makers quote them.
-
-    >>> format_bytes(2732), format_bytes(4_004_000), format_bytes(28_000_000_000)
-    ('2.7 kB', '4.0 MB', '28.0 GB')
-    """
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n} B" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    raise AssertionError("unreachable")
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ prints a capacity table and a sizing rule; ``--json`` saves the raw numbers.
 
 Every request goes to 127.0.0.1; every loop is bounded by a count and a deadline. On exit
 (also on Ctrl-C) the hub, its proxy and all servers are stopped and the created users and
-their homes deleted. ``tests/test_hub.py`` runs the small version (2 learners, 1 notebook).
+their homes deleted. ``tests/integration/test_hub.py`` runs the small version (2 learners, 1 notebook).
 
     python deploy/load_test.py --learners 5,10,20 --think 2
 """

@@ -4,7 +4,7 @@ The chart documents every value in ``jupyterhub/values.schema.yaml`` (a JSON sch
 written in YAML). This script walks it and prints one dotted key per line; a key whose
 children are free-form (``extraConfig``, ``extraEnv``, Kubernetes objects) ends in
 ``.*``. ``deploy/z2jh-keys.txt`` is its output for the chart version named in its header,
-and ``tests/test_deploy.py`` checks ``deploy/values.yaml`` against it offline.
+and ``tests/integration/test_deploy.py`` checks ``deploy/values.yaml`` against it offline.
 
 Regenerate after a chart upgrade (the schema file comes from the chart's repository):
 

@@ -20,15 +20,14 @@ from pathlib import Path
 import nbformat
 from IPython.core.inputtransformer2 import TransformerManager
 
+from course_utils._paths import KERNELSPEC, ROOT
 from course_utils.grading import notebook_format as fmt
-from course_utils.notebooks import KERNELSPEC
 
 __all__ = [
     "ROOT", "RAISES_TAG", "BuildError", "solution_problems", "build_exercise", "raising_cells",
     "exercise_bytes", "build_all", "stale_exercises", "main",
 ]
 
-ROOT = Path(__file__).resolve().parents[2]
 RAISES_TAG = "raises-exception"
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
 

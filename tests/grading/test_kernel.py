@@ -49,7 +49,7 @@ def test_a_kernel_survives_what_a_submission_can_do(tmp_path: Path, sandboxed: b
 def test_the_sandbox_shows_only_what_the_kernel_needs(tmp_path: Path) -> None:
     scratch = tmp_path / "scratch"
     scratch.mkdir()
-    here = str(Path(__file__).resolve().parents[1])
+    here = str(Path(__file__).resolve().parents[2])
     with GradingKernel(scratch, sandboxed=True) as kernel:
         probe = kernel.run(f"import os\nfound = (os.getuid(), sorted(os.listdir({here!r})), "
                            "len([p for p in os.listdir('/proc') if p.isdigit()]))", 10,

@@ -1,6 +1,6 @@
 """Run the course the way a learner meets it: JupyterLab from ``.venv`` in headless Chromium.
 
-Used by ``tests/test_browser.py``. Three pieces, each cleaned up by its caller:
+Used by ``tests/integration/test_browser.py``. Three pieces, each cleaned up by its caller:
 
 - :func:`start_lab` starts JupyterLab on a free loopback port with a random token and
   throwaway config/data/settings/workspace/runtime folders, so no user state leaks in;
@@ -32,7 +32,7 @@ from typing import Any
 
 import psutil
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-background-networking",

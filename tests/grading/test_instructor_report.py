@@ -23,9 +23,9 @@ import pytest
 
 from course_utils.__main__ import main as cli
 from course_utils.grading import instructor_report as ir
-from tests.browser_support import chromium_missing_reason, launch_chromium
+from tests.integration.browser_support import chromium_missing_reason, launch_chromium
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "test-output" / "report"
 NB01, NB02 = "01_layers_of_a_model.ipynb", "02_hidden_layers_and_sequential.ipynb"
 HOSTILE_ID = "<img src=x onerror=alert(2)>"

@@ -60,7 +60,7 @@ def test_lesson_map_reads_titles_and_minutes(tmp_path: Path) -> None:
 
 
 def test_every_lesson_states_title_and_time() -> None:
-    lessons = lesson_map(Path(__file__).resolve().parents[1] / "notebooks")
+    lessons = lesson_map(Path(__file__).resolve().parents[2] / "notebooks")
     assert lessons, "no lessons found"
     missing = [lesson.file for lesson in lessons if lesson.minutes is None]
     assert not missing, f"lessons without '**Estimated time:** N minutes' in their first cell: {missing}"

@@ -46,16 +46,16 @@ import nbformat
 import pytest
 from filelock import FileLock
 
-from tests.browser_support import (
+from tests.content.test_environment import _norm, requirement_pins
+from tests.integration.browser_support import (
     ProcessWatch,
     chromium_missing_reason,
     describe,
     kill_all,
     launch_chromium,
 )
-from tests.test_environment import _norm, requirement_pins
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SITE = ROOT / "_build" / "html"
 SCREENSHOTS = ROOT / "test-output" / "book"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"

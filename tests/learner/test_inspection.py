@@ -18,7 +18,7 @@ from course_utils import (
     training_bytes,
 )
 from course_utils.inspection import ForwardPassError, LazyModuleError, ShapeMismatchError
-from tests.models import SequenceClassifier, SmallCNN, mlp
+from tests.fixtures.models import SequenceClassifier, SmallCNN, mlp
 
 
 def test_counts_of_the_lesson_models() -> None:

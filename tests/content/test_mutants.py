@@ -19,7 +19,7 @@ from course_utils.grading.mutants import (
     score_mutants,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
 FILES = mutant_files()
 
@@ -74,6 +74,7 @@ def asked_numbers(solution: nbformat.NotebookNode) -> dict[str, set[int]]:
     return asked
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
 def test_mutants_lose_points_and_solution_keeps_full_marks(path: Path) -> None:
     score = score_mutants(path)

@@ -15,7 +15,7 @@ import pytest
 
 from course_utils.notebooks import KERNEL_NAME, KERNELSPEC, source_hash
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EXECUTED = sorted((ROOT / "notebooks").glob("*.ipynb")) + sorted(
     (ROOT / "solutions").glob("*.ipynb")
 )

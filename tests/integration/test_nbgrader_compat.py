@@ -34,7 +34,7 @@ from filelock import FileLock
 from course_utils.grading import notebook_format as fmt
 from course_utils.grading.build import RAISES_TAG, build_exercise, exercise_bytes
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NBGRADER_VERSION = "0.9.6"
 VENV = ROOT / ".venv-nbgrader"
 SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))

@@ -27,7 +27,7 @@ import pytest
 from torch import nn
 
 from course_utils.notebooks import KERNELSPEC
-from tests.browser_support import (
+from tests.integration.browser_support import (
     BROKEN_WIDGETS_JS,
     CELLS_JS,
     KERNEL_IDLE_JS,
@@ -49,7 +49,7 @@ from tests.browser_support import (
     stop_lab,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
 START_HERE = NOTEBOOKS / "00_start_here.ipynb"
 MISSING = chromium_missing_reason()
@@ -99,7 +99,7 @@ def slider_roles(labels: list[str]) -> dict[str, int]:
         if len(hits) != 1:
             raise AssertionError(
                 f"cannot tell which param_explorer slider sets {role!r} from the labels "
-                f"{labels}; tests/test_browser.py expects one slider per size "
+                f"{labels}; tests/integration/test_browser.py expects one slider per size "
                 "(inputs, hidden layers, hidden width, outputs)"
             )
         roles[role] = hits[0]

@@ -24,7 +24,7 @@ from course_utils.grading import notebook_format as fmt
 from course_utils.grading.build import RAISES_TAG, raising_cells
 from course_utils.grading.check import main as check_main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
 NB01 = "01_layers_of_a_model.ipynb"
 

@@ -11,7 +11,7 @@ import pytest
 from course_utils.grading import notebook_format as fmt
 from course_utils.grading.build import solution_problems
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
 
 

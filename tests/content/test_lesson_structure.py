@@ -13,7 +13,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 LESSONS = sorted(p for p in (ROOT / "notebooks").glob("0[0-9]_*.ipynb"))
 PROMPT = "**Predict first.**"
 

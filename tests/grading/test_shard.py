@@ -31,7 +31,7 @@ from course_utils.grading import shard
 from course_utils.grading.grade import main as grade_main
 from course_utils.grading.shard import Shard, ShardError, merge_outputs, shard_of
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SOLUTIONS = ROOT / "solutions"
 NB01 = "01_layers_of_a_model.ipynb"
 #: Learners whose names fall into shards 1, 2, 2 and 3 of 3 (checked below).

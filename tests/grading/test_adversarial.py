@@ -32,7 +32,7 @@ from course_utils.grading import notebook_format as fmt
 from course_utils.grading.records import NotebookResult
 from course_utils.grading.report import write_reports
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NB01 = "01_layers_of_a_model.ipynb"
 MARKER = "600.4242"  # the argument of every process an attack tries to leave behind
 
