@@ -9,7 +9,9 @@ anything. Three things are added at build time, never written back to the notebo
   ``tqdm.auto`` progress bar shows its final state, read from the widget state the notebook
   saved;
 - MathJax served from the site itself (from the ``sphinx-mathjax-offline`` wheel), so no page
-  loads anything from another host.
+  loads anything from another host;
+- previous/next links that stay inside their part of the site: the last lesson has no "next"
+  into the instructors' manual, and the manual's first page no "previous" back into the lessons.
 """
 
 from __future__ import annotations
@@ -195,7 +197,31 @@ def copy_mathjax(target: Path) -> None:
             shutil.copy2(source / part, target / part)
 
 
+def part_of(docname: str) -> str:
+    """Which part of the site a page belongs to: the lessons, or the manual around them.
+
+    >>> part_of("notebooks/03_counting_parameters"), part_of("instructors/grading"), part_of("index")
+    ('lessons', 'manual', 'home')
+    """
+    if docname == root_doc:
+        return "home"
+    return "lessons" if docname.startswith("notebooks/") else "manual"
+
+
+def same_part_links(app: Any, pagename: str, templatename: str, context: dict[str, Any],
+                    doctree: Any) -> None:
+    """Sphinx ``html-page-context``: drop a previous/next link that leaves the page's part (the
+    home page leads into the lessons, so its "next" stays)."""
+    relations = app.env.collect_relations().get(pagename)
+    if relations is None or part_of(pagename) == "home":
+        return
+    for key, neighbour in (("prev", relations[1]), ("next", relations[2])):
+        if neighbour is not None and part_of(neighbour) not in (part_of(pagename), "home"):
+            context[key] = None
+
+
 def setup(app: Any) -> dict[str, Any]:
     app.connect("source-read", add_notes)
+    app.connect("html-page-context", same_part_links)
     app.connect("build-finished", copy_downloads)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
