@@ -1,4 +1,4 @@
-# The workshop hub's targets, included by the Makefile (README: "Run a workshop").
+# The workshop hub's targets, included by the Makefile (book/workshop.md, "Run a workshop on one server").
 # Learners' servers and kernels run as their own Unix users, so the hub's environment must be
 # reachable by every user: it is built from the system Python (a pyenv or home-directory Python
 # usually sits under a private folder such as /root), with the same pins as .venv.

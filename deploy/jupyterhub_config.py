@@ -1,4 +1,4 @@
-# JupyterHub configuration for a workshop on one server: `make hub` (see the README,
+# JupyterHub configuration for a workshop on one server: `make hub` (see book/workshop.md,
 # "Run a workshop on one server"). Everything is set through environment variables:
 #
 #   HUB_IP, HUB_PORT          where learners connect (default 127.0.0.1:8000; use 0.0.0.0 behind

@@ -203,7 +203,7 @@ def hub_classes() -> tuple[type, type]:
             return name
 
     class WorkshopSpawner(LocalProcessSpawner):
-        """LocalProcessSpawner plus hard per-process limits (no cgroups: see the README).
+        """LocalProcessSpawner plus hard per-process limits (no cgroups: see book/workshop.md).
 
         ``memory_limit_mb`` caps each process's address space (the server, each kernel,
         each ``check``): an allocation beyond it fails with ``MemoryError`` in that process

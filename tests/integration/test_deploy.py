@@ -1,7 +1,7 @@
 """Offline checks of the deployment files: Zero to JupyterHub values, postBuild, Binder, make hub.
 
 What these tests cannot check here (no Kubernetes, no Docker, no internet) is listed in the
-README, "Beyond one server".
+book/workshop.md, "Beyond one server".
 """
 
 from __future__ import annotations
