@@ -1,17 +1,34 @@
-"""Exercises, solutions and the autograder, compatible with nbgrader.
+"""Exercises, solutions and the autograder, compatible with nbgrader: the map, in pipeline order.
+
+Each module imports only modules listed above it (``tests/grading/test_pipeline.py`` checks
+it, function-level and ``TYPE_CHECKING`` imports included), so a submission is followed by
+reading down the list:
 
 - ``notebook_format``: markers, nbgrader schema-3 metadata, stubs and checksums (pure);
 - ``build``: ``solutions/`` -> ``exercises/`` (``python -m course_utils build``);
-- ``intake``: read a submitted notebook safely (no symlinks, regular files, capped, strict);
+- ``records``: the result records (statuses) every later stage fills or reads;
+- ``assignment``: a solution with its exercise; the gradebook's columns, the visible tests;
+- ``intake``: which entries of ``submissions/`` are learners; read a notebook safely;
+- ``assemble``: the submission put on its solution's skeleton, cells in running order;
 - ``sandbox``: the bubblewrap command line that isolates a grading kernel;
 - ``launcher``: start the kernel under limits it cannot raise;
 - ``kernel``: one grading kernel with per-cell timeouts and restarts;
 - ``probe``: runs inside the kernel: a fingerprint of the hooks that decide a verdict;
-- ``records``: the result records (statuses) shared by the modules below;
-- ``grade``: grade submissions on the solutions' skeleton (``python -m course_utils grade``);
+- ``verdict``: proof nonces, hidden-test split, canaries, the hook audit, per-test status;
+- ``feedback``: the learner's HTML page and the table ``check`` prints (records only);
+- ``gradebook``: the output layout (``grades.csv``, ``results/``, ``feedback/``), read and
+  written only here, and the one ``write_atomically``;
+- ``report``: kept for old imports (``feedback`` and ``gradebook`` with ``Assignment``s);
+- ``grade``: one notebook and a batch, orchestration only;
 - ``check``: grade one's own notebook and print a table (``python -m course_utils check``);
-- ``report``: the gradebook (CSV), per-notebook JSON and HTML feedback;
-- ``throughput``: the grading figure of ``make bench``.
+- ``shard``: grade a class in shards and merge them (``grade --shard I/N``, ``grade merge``);
+- ``instructor_report``: the class page of a grading output (``python -m course_utils report``);
+- ``cli``: the command lines of ``grade``, ``grade merge`` and ``report``;
+- ``mutants``, ``throughput``: maintainer tools, moving to ``course_utils.devtools``.
+
+The one edge against the order: ``grade.main``, ``shard.merge_main`` and
+``instructor_report.main``, kept for old callers, import ``cli`` inside the function (a line
+marked ``# kept for old imports``), until ``python -m course_utils`` calls ``cli`` itself.
 
 Nothing is imported here, so ``import course_utils.grading`` is cheap.
 """

@@ -15,21 +15,18 @@ import argparse
 import sys
 from pathlib import Path
 
+from course_utils._paths import SOLUTIONS
 from course_utils.grading import sandbox
-from course_utils.grading.build import ROOT
-from course_utils.grading.grade import (
-    DEFAULT_TIMEOUT_S,
-    NotebookResult,
-    grade_notebook,
-    load_assignments,
-)
+from course_utils.grading.assignment import load_assignments
+from course_utils.grading.feedback import format_table
+from course_utils.grading.grade import DEFAULT_TIMEOUT_S, grade_notebook
 from course_utils.grading.kernel import DEFAULT_MEMORY_MB
-from course_utils.grading.report import format_table
+from course_utils.grading.records import NotebookResult
 
 __all__ = ["check_notebook", "main"]
 
 
-def check_notebook(path: Path, solutions: Path = ROOT / "solutions", *,
+def check_notebook(path: Path, solutions: Path = SOLUTIONS, *,
                    timeout: float = DEFAULT_TIMEOUT_S,
                    memory_mb: int = DEFAULT_MEMORY_MB) -> NotebookResult:
     """Grade one notebook with the tests of the solution of the same name."""
@@ -47,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m course_utils check", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("notebook", type=Path, help="your exercise notebook")
-    parser.add_argument("--solutions", type=Path, default=ROOT / "solutions")
+    parser.add_argument("--solutions", type=Path, default=SOLUTIONS)
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S,
                         help="seconds per cell")
     parser.add_argument("--memory-mb", type=int, default=DEFAULT_MEMORY_MB)

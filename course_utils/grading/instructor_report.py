@@ -23,7 +23,6 @@ as they are, never an error; a file that cannot be read is listed at the end of 
 
 from __future__ import annotations
 
-import argparse
 import base64
 import csv
 import html
@@ -32,7 +31,6 @@ import json
 import math
 import re
 import statistics
-import sys
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -41,8 +39,9 @@ from pathlib import Path
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from course_utils.grading.shard import write_atomically
-from course_utils.plots import PALETTE
+from course_utils.grading import gradebook
+from course_utils.grading.gradebook import GRADEBOOK, write_atomically
+from course_utils.style import PALETTE
 
 __all__ = [
     "Row", "FailureGroup", "load_output", "normalise_message", "group_failures",
@@ -118,23 +117,23 @@ def load_output(out: Path) -> tuple[list[Row], list[str]]:
     out = Path(out)
     problems: list[str] = []
     rows: dict[tuple[str, str], Row] = {}
-    gradebook = out / "grades.csv"
-    if gradebook.is_file():
+    has_gradebook = gradebook.gradebook_path(out).is_file()
+    if has_gradebook:
         try:
-            with open(gradebook, encoding="utf-8", errors="replace", newline="") as handle:
-                for line, record in enumerate(csv.DictReader(handle), start=2):
-                    student, notebook = record.get("student_id"), record.get("notebook")
-                    if not student or not notebook:
-                        problems.append(f"grades.csv line {line}: no student_id or notebook")
-                        continue
-                    rows[student, notebook] = Row(
-                        student, notebook, record.get("status") or "unknown",
-                        _float(record.get("score")), _float(record.get("max_score")))
+            for line, record in enumerate(gradebook.read_gradebook_records(out), start=2):
+                student, notebook = record.get("student_id"), record.get("notebook")
+                if not student or not notebook:
+                    problems.append(f"{GRADEBOOK} line {line}: no student_id or notebook")
+                    continue
+                rows[student, notebook] = Row(
+                    student, notebook, record.get("status") or "unknown",
+                    _float(record.get("score")), _float(record.get("max_score")))
         except (OSError, csv.Error) as error:
-            problems.append(f"grades.csv could not be read to the end: {error}")
+            problems.append(f"{GRADEBOOK} could not be read to the end: {error}")
     else:
-        problems.append("grades.csv is missing; the report uses the results/ files only")
-    for path in sorted((out / "results").rglob("*.json")):
+        problems.append(f"{GRADEBOOK} is missing; the report uses the {gradebook.RESULTS}/ "
+                        "files only")
+    for path in gradebook.result_files(out):
         name = path.relative_to(out).as_posix()
         try:
             record = json.loads(path.read_text(encoding="utf-8"))
@@ -150,8 +149,8 @@ def load_output(out: Path) -> tuple[list[Row], list[str]]:
             row = rows[student, notebook] = Row(
                 student, notebook, str(record.get("status") or "unknown"),
                 _float(record.get("score")), _float(record.get("max_score")))
-            if gradebook.is_file():
-                problems.append(f"{name} has no row in grades.csv")
+            if has_gradebook:
+                problems.append(f"{name} has no row in {GRADEBOOK}")
         tests = record.get("tests")
         row.tests = [t for t in tests if isinstance(t, dict)] if isinstance(tests, list) else []
         notes = record.get("notes")
@@ -449,15 +448,7 @@ def write_report(out: Path, target: Path | None = None) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m course_utils report", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("out", type=Path, help="the --out folder of grade or grade merge")
-    parser.add_argument("--output", type=Path, help="where the page goes (OUT/report.html)")
-    args = parser.parse_args(argv)
-    if not ((args.out / "grades.csv").is_file() or (args.out / "results").is_dir()):
-        print(f"{args.out}: no grades.csv or results/ here; pass the folder that "
-              "`python -m course_utils grade ... --out` wrote", file=sys.stderr)
-        return 2
-    target = write_report(args.out, args.output)
-    print(f"instructor report: {target}")
-    return 0
+    """``python -m course_utils report``: the command line is ``cli.report_main``."""
+    from course_utils.grading.cli import report_main  # kept for old imports: __main__ calls this
+
+    return report_main(argv)

@@ -1,4 +1,8 @@
-"""Reading a submitted notebook safely: no symlinks, regular files only, capped, validated.
+"""What was handed in: the learners in ``submissions/``, their notebooks, read safely.
+
+``learner_entries`` is the one definition of which entries of the submissions folder are
+learners (every name not starting with ``.``, a stray file included: it gets a ``missing``
+row); ``learner_notebooks`` lists what to grade and the ``missing`` rows.
 
 ``read_submission`` opens the file with ``O_NOFOLLOW | O_NONBLOCK`` (a symlink to a secret
 or to ``/dev/zero`` is refused, a named pipe cannot block us), checks it is a regular file
@@ -15,14 +19,17 @@ from __future__ import annotations
 import json
 import os
 import stat
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import nbformat
 
+from course_utils.grading.records import NotebookResult
+
 __all__ = ["MAX_NOTEBOOK_BYTES", "read_bytes_safely", "structure_problems", "read_submission",
-           "parse_submission", "read_roster", "shown_name"]
+           "parse_submission", "read_roster", "shown_name", "learner_entries", "learner_folders",
+           "learner_notebooks", "unknown_notebook"]
 
 MAX_NOTEBOOK_BYTES = 20 * 2**20
 _CELL_TYPES = ("code", "markdown", "raw")
@@ -156,3 +163,54 @@ def shown_name(name: str) -> str:
     ('ada', 'x\\\\xff.ipynb')
     """
     return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
+def learner_entries(submissions: Path) -> list[Path]:
+    """Everything in ``submissions`` that gets a gradebook row (a stray file gets a
+    ``missing`` row too), sorted by name."""
+    return sorted(p for p in Path(submissions).iterdir() if not p.name.startswith("."))
+
+
+def learner_folders(submissions: Path) -> list[Path]:
+    """The learners' folders in ``submissions``, as the grader lists them."""
+    return [p for p in learner_entries(submissions) if p.is_dir() and not p.is_symlink()]
+
+
+def _missing(student: str, note: str) -> NotebookResult:
+    return NotebookResult(student, "", 0.0, 0.0, "missing", notes=[note])
+
+
+def learner_notebooks(submissions: Path, roster: list[str],
+                      include: Callable[[str], bool] | None = None
+                      ) -> tuple[list[tuple[str, Path]], list[NotebookResult]]:
+    """(student, path) pairs to grade, and ``missing`` rows (no notebook, not handed in);
+    only learners for whom ``include(student_id)`` is true, when it is given."""
+    tasks: list[tuple[str, Path]] = []
+    missing: list[NotebookResult] = []
+    seen = set()
+    for folder in learner_entries(submissions):
+        student = shown_name(folder.name)  # the folder's name, always valid text
+        if include and not include(student):
+            continue
+        seen.add(student)
+        if folder.is_symlink() or not folder.is_dir():
+            missing.append(_missing(student, f"{student} is not a folder (a symlink or a file); "
+                                             "nothing was graded"))
+            continue
+        found = sorted(p for p in folder.iterdir() if p.name.endswith(".ipynb"))
+        tasks += [(student, p) for p in found]
+        if not found:
+            others = sorted(shown_name(p.name) for p in folder.iterdir())[:5]
+            missing.append(_missing(student, "no notebook (*.ipynb) in the folder" + (
+                f"; found: {', '.join(others)}" if others else "")))
+    missing += [_missing(student, "on the roster, but no folder was handed in")
+                for student in roster if student not in seen and (include is None or include(student))]
+    return tasks, missing
+
+
+def unknown_notebook(student_id: str, path: Path, known: list[str]) -> NotebookResult:
+    """The row of a handed-in file whose name matches no exercise (``known``)."""
+    name = shown_name(path.name)
+    note = (f"{name} matches no exercise; expected one of: {', '.join(known)}. "
+            "Rename the file to its exercise's name to have it graded.")
+    return NotebookResult(student_id, name, 0.0, 0.0, "unknown_notebook", notes=[note])

@@ -15,6 +15,8 @@ a learner in two shards, and outputs graded with other solutions or other option
 merged ``grades.csv`` (written last, atomically), ``results/`` and ``feedback/`` are what one
 unsharded run gives.
 
+The command lines are ``cli``'s: the functions here take explicit arguments and print nothing.
+
 >>> Shard.parse("2/4")
 Shard(index=2, count=4)
 >>> shard_of("ada", 1)
@@ -24,35 +26,27 @@ Shard(index=2, count=4)
 from __future__ import annotations
 
 import argparse
-import csv
 import hashlib
-import io
 import json
-import os
 import shutil
-import sys
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
 
-from course_utils.grading.intake import read_roster, shown_name
+from course_utils.grading import gradebook
+from course_utils.grading.gradebook import GRADEBOOK, PER_LEARNER, write_atomically
+from course_utils.grading.intake import learner_entries, learner_folders, shown_name
 
 __all__ = [
     "MANIFEST", "SCHEME", "ShardError", "Shard", "shard_of", "learner_folders",
-    "solutions_digest", "sharded", "merge_outputs", "merge_main", "write_atomically",
+    "solutions_digest", "sharded", "summary", "merge_outputs", "merge_main", "write_atomically",
 ]
 
 MANIFEST = "shard.json"
 SCHEME = "sha256(student_id utf-8) mod N, numbered 1..N"
-GRADEBOOK = "grades.csv"
-#: Folders of a grading output that hold one sub-folder per learner.
-PER_LEARNER = ("results", "feedback")
-#: Parts of the command line that do not change a grade (all other options must agree).
-_NOT_OPTIONS = {"submissions", "out", "shard", "jobs", "solutions", "roster"}
 
 
 class ShardError(ValueError):
@@ -117,17 +111,6 @@ def shard_of(student_id: str, count: int) -> int:
     return int.from_bytes(digest, "big") % count + 1
 
 
-def learner_folders(submissions: Path) -> list[Path]:
-    """The learners' folders in ``submissions``, as the grader lists them."""
-    return [p for p in learner_entries(submissions) if p.is_dir() and not p.is_symlink()]
-
-
-def learner_entries(submissions: Path) -> list[Path]:
-    """Everything in ``submissions`` that gets a gradebook row (a stray file gets a
-    ``missing`` row too), sorted by name."""
-    return sorted(p for p in Path(submissions).iterdir() if not p.name.startswith("."))
-
-
 def solutions_digest(solutions: Path) -> str:
     """sha256 of what grading reads from ``solutions/*.ipynb``: names, cell types, sources
     and metadata (outputs and execution times left out, so re-running a solution keeps it)."""
@@ -141,38 +124,39 @@ def solutions_digest(solutions: Path) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _options(args: argparse.Namespace) -> dict[str, str]:
-    return {k: str(v) for k, v in sorted(vars(args).items()) if k not in _NOT_OPTIONS}
-
-
 @contextmanager
-def sharded(args: argparse.Namespace) -> Iterator[Callable[[str], bool] | None]:
-    """Which learners ``grade`` should grade: ``None`` (all of them) without ``--shard``;
-    with it, a predicate true for the shard's learners, and ``OUT/shard.json`` afterwards.
+def sharded(shard: Shard | None, submissions: Path, out: Path, solutions: Path,
+            options: Mapping[str, object], roster: Iterable[str] = ()
+            ) -> Iterator[Callable[[str], bool] | None]:
+    """Which learners ``grade`` should grade: ``None`` (all of them) without a ``shard``;
+    with one, a predicate true for the shard's learners, and ``OUT/shard.json`` afterwards.
 
+    ``options`` are the grading options that change a grade (every shard must agree on them);
+    ``roster`` the student ids of the roster, whose absent learners get a row too.
     Nothing is copied: the grader itself skips the other learners, so a submission folder
     is read exactly as an unsharded run reads it (special files included)."""
-    shard: Shard | None = getattr(args, "shard", None)
     if shard is None:
         yield None
         return
-    names = [shown_name(p.name) for p in learner_entries(args.submissions)]
-    roster = getattr(args, "roster", None)
-    if roster:
-        names += read_roster(roster)
+    names = [shown_name(p.name) for p in learner_entries(submissions)] + list(roster)
     record = {
         "shard": shard.index, "of": shard.count, "scheme": SCHEME,
         "students": sorted({n for n in names if shard.owns(n)}),
-        "solutions_sha256": solutions_digest(args.solutions),
-        "options": _options(args),
+        "solutions_sha256": solutions_digest(solutions),
+        "options": {k: str(v) for k, v in sorted(options.items())},
     }
-    manifest = Path(args.out) / MANIFEST
+    manifest = Path(out) / MANIFEST
     manifest.unlink(missing_ok=True)  # until this run succeeds, merge refuses the folder
     yield shard.owns
     manifest.parent.mkdir(parents=True, exist_ok=True)
     write_atomically(manifest, json.dumps(record, indent=1, ensure_ascii=False) + "\n")
-    print(f"shard {shard}: {len(record['students'])} learner(s); merge with `python -m "
-          f"course_utils grade merge OUT_1 ... OUT_{shard.count} --out MERGED`")
+
+
+def summary(out: Path) -> str:
+    """One line about the shard graded into ``out`` and how to merge it."""
+    record = json.loads((Path(out) / MANIFEST).read_text(encoding="utf-8"))
+    return (f"shard {record['shard']}/{record['of']}: {len(record['students'])} learner(s); merge "
+            f"with `python -m course_utils grade merge OUT_1 ... OUT_{record['of']} --out MERGED`")
 
 
 # ------------------------------------------------------------------------------ merging
@@ -190,15 +174,6 @@ class _Part:
 
     def __str__(self) -> str:
         return f"shard {self.shard} ({self.folder})"
-
-
-def _csv_text(header: list[str], rows: list[list[str]]) -> str:
-    """The gradebook's bytes as the grader writes them (csv module, excel dialect)."""
-    buffer = io.StringIO(newline="")
-    writer = csv.writer(buffer)
-    writer.writerow(header)
-    writer.writerows(rows)
-    return buffer.getvalue()
 
 
 def _load(folder: Path) -> _Part:
@@ -222,19 +197,18 @@ def _load(folder: Path) -> _Part:
     if strays:
         raise ShardError(f"{manifest_path} lists learner(s) of other shards: "
                          f"{', '.join(map(repr, strays[:10]))}; the record was edited or corrupted")
-    gradebook = folder / GRADEBOOK
-    if not gradebook.is_file():
+    path = gradebook.gradebook_path(folder)
+    if not path.is_file():
         raise ShardError(f"{folder}: no {GRADEBOOK}; did that shard's grading finish?")
-    with open(gradebook, encoding="utf-8", newline="") as handle:  # keep the \r\n endings
-        text = handle.read()
-    table = list(csv.reader(io.StringIO(text, newline="")))
+    text = gradebook.read_gradebook_text(folder)  # the \r\n endings kept
+    table = gradebook.parse_csv(text)
     if not table:
-        raise ShardError(f"{gradebook}: empty, not even a header row")
+        raise ShardError(f"{path}: empty, not even a header row")
     header, rows = table[0], table[1:]
     if any(len(row) < 2 for row in rows):
-        raise ShardError(f"{gradebook}: a row without student_id and notebook; was it edited?")
-    if _csv_text(header, rows) != text:
-        raise ShardError(f"{gradebook}: not written the way the grader writes gradebooks, so a "
+        raise ShardError(f"{path}: a row without student_id and notebook; was it edited?")
+    if gradebook.csv_text(header, rows) != text:
+        raise ShardError(f"{path}: not written the way the grader writes gradebooks, so a "
                          "merge could not reproduce it; was it edited?")
     return _Part(folder, shard, manifest, header, rows)
 
@@ -323,39 +297,12 @@ def merge_outputs(outputs: list[Path], out: Path) -> list[str]:
             if child.is_dir():
                 _copy_tree(child, out / child.name, origin)
     rows = sorted((row for p in parts for row in p.rows), key=lambda row: (row[0], row[1]))
-    write_atomically(out / GRADEBOOK, _csv_text(parts[0].header, rows))
+    write_atomically(gradebook.gradebook_path(out), gradebook.csv_text(parts[0].header, rows))
     return warnings
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path``, then rename it over ``path``: a
-    reader sees the old file or the new one, never half of it. Permissions follow the umask,
-    as for any new file.
-    """
-    path = Path(path)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}-",
-                                     encoding="utf-8", newline="", delete=False) as handle:
-        handle.write(text)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(handle.name, 0o666 & ~umask)
-    os.replace(handle.name, path)
-
-
 def merge_main(argv: list[str]) -> int:
-    """``python -m course_utils grade merge OUT_1 ... OUT_N --out MERGED``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m course_utils grade merge",
-        description="Combine the outputs of `grade --shard I/N` (I = 1..N) into one gradebook.")
-    parser.add_argument("outputs", nargs="+", type=Path, help="the shards' --out folders")
-    parser.add_argument("--out", type=Path, required=True, help="a new folder for the result")
-    args = parser.parse_args(argv)
-    try:
-        warnings = merge_outputs(args.outputs, args.out)
-    except ShardError as error:
-        print(f"grade merge: {error}", file=sys.stderr)
-        return 2
-    for warning in warnings:
-        print(f"warning: {warning}", file=sys.stderr)
-    print(f"merged {len(args.outputs)} shard(s) into {args.out / GRADEBOOK}")
-    return 0
+    """``python -m course_utils grade merge``: the command line is ``cli.merge_main``."""
+    from course_utils.grading.cli import merge_main  # kept for old imports
+
+    return merge_main(argv)

@@ -14,6 +14,7 @@ import csv
 import json
 import os
 import re
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -176,6 +177,25 @@ def test_the_command_refuses_a_folder_that_is_not_a_grading_output(
     assert cli(["report", str(tmp_path)]) == 2
     assert "no grades.csv or results/" in capsys.readouterr().err
     assert not (tmp_path / "report.html").exists()
+
+
+def test_the_report_does_not_load_torch() -> None:
+    code = ("import sys, course_utils.grading.instructor_report\n"
+            "print(sorted(m for m in sys.modules if m == 'torch' or m == 'course_utils.plots'))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_the_page_is_written_with_the_gradebooks_mode(tmp_path: Path) -> None:
+    (tmp_path / "grades.csv").write_text("student_id,notebook,score,max_score,status\n")
+    old = os.umask(0o077)
+    try:
+        target = ir.write_report(tmp_path)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644
 
 
 def test_an_output_with_nothing_graded_still_gives_a_page(tmp_path: Path) -> None:

@@ -11,7 +11,6 @@ outputs that a stand-in grader writes through the same ``sharded`` code path, wi
 
 from __future__ import annotations
 
-import argparse
 import csv
 import hashlib
 import json
@@ -29,6 +28,7 @@ from course_utils.__main__ import main as cli
 from course_utils.grading import notebook_format as fmt
 from course_utils.grading import shard
 from course_utils.grading.grade import main as grade_main
+from course_utils.grading.intake import learner_folders
 from course_utils.grading.shard import Shard, ShardError, merge_outputs, shard_of
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -92,14 +92,13 @@ def _submissions(root: Path, names: list[str]) -> Path:
 
 def _fake_shard(subs: Path, out: Path, index: int, count: int, timeout: float = 60) -> Path:
     """A shard output from the real ``sharded`` wrapper around a stand-in grader."""
-    args = argparse.Namespace(submissions=subs, out=out, shard=Shard(index, count),
-                              solutions=SOLUTIONS, jobs=1, timeout=timeout, memory_mb=2048)
-    with shard.sharded(args) as include:
+    options = {"timeout": timeout, "memory_mb": 2048}
+    with shard.sharded(Shard(index, count), subs, out, SOLUTIONS, options) as include:
         out.mkdir(parents=True, exist_ok=True)
         with open(out / "grades.csv", "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
             writer.writerow(["student_id", "notebook", "score", "max_score", "status", "q1"])
-            for folder in shard.learner_folders(subs):
+            for folder in learner_folders(subs):
                 if not include(folder.name):
                     continue
                 writer.writerow([folder.name, NB01, "1", "2", "graded", "1"])
@@ -199,9 +198,8 @@ def test_a_shard_whose_grading_failed_has_no_record(fake: tuple[Path, list[Path]
                                                    tmp_path: Path) -> None:
     subs, _ = fake
     out = _fake_shard(subs, tmp_path / "again", 2, 3)  # an earlier, finished run
-    args = argparse.Namespace(submissions=subs, out=out, shard=Shard(2, 3), solutions=SOLUTIONS,
-                              jobs=1, timeout=60, memory_mb=2048)
-    with pytest.raises(RuntimeError), shard.sharded(args):
+    options = {"timeout": 60, "memory_mb": 2048}
+    with pytest.raises(RuntimeError), shard.sharded(Shard(2, 3), subs, out, SOLUTIONS, options):
         raise RuntimeError("the machine went away while grading")
     assert not (out / "shard.json").exists()
     with pytest.raises(ShardError, match="no shard.json"):
