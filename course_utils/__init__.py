@@ -18,22 +18,26 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-# submodule -> the public names it defines. Each module also lists them in its __all__.
+# submodule -> the public names it owns. The rule, checked by tests/content/test_environment.py:
+# _PUBLIC[module] == module.__all__ minus module._KEPT_FOR_OLD_IMPORTS (names a module still
+# re-exports only so that old imports keep working; their owner lists them here). A name a
+# private module (_meta, _explain, _optim) defines is owned by the public module that
+# re-exports it (LazyModuleError: inspection; add_to_optimizer: growth).
 _PUBLIC: dict[str, tuple[str, ...]] = {
     "inspection": (
         "count_params", "param_table", "layer_table", "trace_shapes", "flops",
-        "param_bytes", "training_bytes", "LayerTable", "LayerRow", "ParamTable",
-        "ForwardPassError", "ShapeMismatchError", "LazyModuleError",
+        "LayerTable", "LayerRow", "ParamTable", "ForwardPassError", "ShapeMismatchError",
+        "LazyModuleError",
     ),
     "formulas": (
         "linear_params", "conv2d_params", "lstm_params", "conv2d_output_size",
         "batchnorm_params", "embedding_params", "mlp_params",
     ),
     "repro": ("set_seed", "get_device"),
-    "doctor": ("doctor",),
+    "doctor": ("doctor", "Check"),
     "data": (
         "make_linear_task", "make_moons_task", "train_val_split", "make_loaders",
-        "load_digits_tensors", "digits_loaders", "DigitsSplits",
+        "load_digits_tensors", "digits_loaders", "DigitsSplits", "DIGITS_SIZES",
     ),
     "training": (
         "fit", "History", "evaluate", "LossShapeError", "TrainingDivergedError",
@@ -49,10 +53,18 @@ _PUBLIC: dict[str, tuple[str, ...]] = {
     "compare": ("compare_models", "ComparisonTable", "ComparisonRow", "median_forward_ms"),
     "growth": (
         "net2deeper", "net2wider", "add_to_optimizer", "replace_in_optimizer", "GrowingMLP",
-        "Growth",
+        "Growth", "IDEMPOTENT_ACTIVATIONS", "Widened", "Residual", "net2deeper_residual",
     ),
-    "memory": ("activation_bytes", "training_memory", "TrainingMemory", "plot_training_memory"),
-    "receptive": ("receptive_field", "ReceptiveField"),
+    "memory": (
+        "param_bytes", "training_bytes", "activation_bytes", "training_memory", "TrainingMemory",
+        "plot_training_memory",
+    ),
+    "receptive": ("receptive_field", "ReceptiveField", "LayerField"),
+    "zoo": (
+        "resnet", "mobilenet_v2", "vgg16", "gpt2", "ResNet", "MobileNetV2", "VGG", "GPT2",
+        "BasicBlock", "Bottleneck", "InvertedResidual", "RESNET_LAYERS",
+    ),
+    "lessons": ("lesson_map", "LessonInfo"),
 }
 
 _OWNER = {name: module for module, names in _PUBLIC.items() for name in names}

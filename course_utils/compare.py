@@ -15,15 +15,15 @@ from __future__ import annotations
 import html
 import statistics
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
-from .inspection import ForwardPassError, count_params, flops
+from course_utils._meta import preserved_mode
+from course_utils.inspection import ForwardPassError, count_params, flops
 
 __all__ = ["compare_models", "ComparisonTable", "ComparisonRow", "median_forward_ms"]
 
@@ -161,7 +161,8 @@ def _largest_layer(model: nn.Module) -> tuple[str, str, int]:
     return best
 
 
-def _model_device(name: str, model: nn.Module, device: torch.device | str | None) -> torch.device:
+def _checked_device(name: str, model: nn.Module, device: torch.device | str | None) -> torch.device:
+    """The device ``model`` is on; a ValueError if ``device`` asks for another one."""
     tensors = [*model.parameters(), *model.buffers()]
     own = tensors[0].device if tensors else torch.device("cpu")
     if device is not None and torch.device(device) != own:
@@ -212,24 +213,13 @@ def _history_stats(name: str, runs: Any) -> dict[str, Any]:
     }
 
 
-@contextmanager
-def _eval_mode(model: nn.Module) -> Iterator[None]:
-    """Put every module in eval mode; restore each module's own mode on exit."""
-    modes = {module: module.training for module in model.modules()}
-    model.eval()
-    try:
-        yield
-    finally:
-        for module, training in modes.items():
-            module.train(training)
-
-
 def _measure(name: str, model: nn.Module, input_size: tuple[int, ...], *, batch_size: int,
              repeats: int, warmup: int, device: torch.device | str | None) -> dict[str, Any]:
-    own_device = _model_device(name, model, device)
+    own_device = _checked_device(name, model, device)
     one = torch.zeros(1, *input_size, device=own_device)
     try:
-        with _eval_mode(model):  # a batch of one: BatchNorm1d in train mode would refuse it
+        with preserved_mode(model):  # eval: BatchNorm1d in train mode would refuse a batch of one
+            model.eval()
             n_flops = flops(model, one)
     except ForwardPassError as error:
         raise ValueError(
@@ -247,7 +237,8 @@ def _measure(name: str, model: nn.Module, input_size: tuple[int, ...], *, batch_
     if repeats > 0 and own_device.type != "meta":  # a model on meta has no data to time
         generator = torch.Generator().manual_seed(0)  # leaves the global RNG untouched
         x = torch.randn(batch_size, *input_size, generator=generator).to(own_device)
-        with _eval_mode(model):
+        with preserved_mode(model):
+            model.eval()
             result["ms_per_batch"] = median_forward_ms(model, x, repeats=repeats, warmup=warmup)
         result["ms_per_image"] = result["ms_per_batch"] / batch_size
     return result

@@ -14,7 +14,7 @@ from matplotlib.collections import LineCollection
 from matplotlib.patches import Circle
 from torch import nn
 
-from course_utils.plots import PALETTE
+from course_utils.style import PALETTE
 
 __all__ = ["draw_network", "network_widths"]
 

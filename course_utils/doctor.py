@@ -13,9 +13,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from course_utils._paths import KERNEL_NAME
+from course_utils._paths import KERNEL_DISPLAY, KERNEL_NAME
 
-__all__ = ["doctor", "Check", "main"]
+__all__ = ["doctor", "Check"]  # and main(argv), the command line
 
 WIDGET_EXTENSION = Path("share/jupyter/labextensions/@jupyter-widgets/jupyterlab-manager")
 
@@ -85,7 +85,7 @@ def _kernel() -> Check:
     except NoSuchKernel:
         return Check("course kernel", "WARN", f"kernel '{KERNEL_NAME}' is not registered",
                      f'python -m ipykernel install --sys-prefix --name {KERNEL_NAME} '
-                     '--display-name "Python 3 (sizing-nn course)"  (make lab does this)')
+                     f'--display-name "{KERNEL_DISPLAY}"  (make lab does this)')
     return Check("course kernel", "PASS", f"'{KERNEL_NAME}' runs {spec.argv[0]}")
 
 

@@ -6,7 +6,8 @@
 - :func:`net2wider` adds units to a layer by copying existing ones (Chen, Goodfellow & Shlens,
   *Net2Net*, ICLR 2016) and rescales the next layer so the output is unchanged;
 - :func:`add_to_optimizer` and :func:`replace_in_optimizer` tell an optimizer about new
-  parameters: it only ever updates the tensors it was given when it was built;
+  parameters: it only ever updates the tensors it was given when it was built (they live in
+  the private ``course_utils._optim``, with the state carrying ``net2wider`` uses);
 - :class:`GrowingMLP` is a ReLU MLP with ``.deepen()`` and ``.widen()`` methods.
 """
 
@@ -18,6 +19,8 @@ from typing import NamedTuple
 
 import torch
 from torch import nn
+
+from course_utils._optim import Remap, add_to_optimizer, carry_state, replace_in_optimizer
 
 __all__ = [
     "net2deeper", "net2wider", "add_to_optimizer", "replace_in_optimizer", "GrowingMLP",
@@ -42,7 +45,8 @@ class Growth(NamedTuple):
     new: list[nn.Parameter]
 
 
-def _pair(size: int | tuple[int, ...]) -> tuple[int, int]:
+def _kernel_hw(size: int | tuple[int, ...]) -> tuple[int, int]:
+    """A kernel size as (height, width)."""
     return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
 
 
@@ -73,7 +77,7 @@ def _square_layer(layer: nn.Module, kernel_size: int | tuple[int, int] | None) -
     if isinstance(layer, nn.Linear):
         return nn.Linear(layer.out_features, layer.out_features, **factory)
     if isinstance(layer, nn.Conv2d):
-        kh, kw = _pair(kernel_size or layer.kernel_size)
+        kh, kw = _kernel_hw(kernel_size or layer.kernel_size)
         channels = layer.out_channels
         return nn.Conv2d(channels, channels, (kh, kw), padding=(kh // 2, kw // 2), **factory)
     raise TypeError(f"no square layer for {type(layer).__name__}")
@@ -138,7 +142,7 @@ def net2deeper(
             f"net2deeper_residual, which is exact for any activation."
         )
     if isinstance(layer, nn.Conv2d):
-        sizes = _pair(kernel_size or layer.kernel_size)
+        sizes = _kernel_hw(kernel_size or layer.kernel_size)
         if any(k % 2 == 0 for k in sizes) and not approximate:
             raise ValueError(
                 f"net2deeper: the new Conv2d would get kernel size {sizes} (from {layer}); an "
@@ -186,9 +190,9 @@ def net2deeper_residual(
         raise TypeError(
             f"net2deeper_residual supports nn.Linear and nn.Conv2d layers, got {type(layer).__name__}"
         )
-    if isinstance(layer, nn.Conv2d) and any(k % 2 == 0 for k in _pair(kernel_size or layer.kernel_size)):
+    if isinstance(layer, nn.Conv2d) and any(k % 2 == 0 for k in _kernel_hw(kernel_size or layer.kernel_size)):
         raise ValueError(
-            f"net2deeper_residual: an even kernel {_pair(kernel_size or layer.kernel_size)} has "
+            f"net2deeper_residual: an even kernel {_kernel_hw(kernel_size or layer.kernel_size)} has "
             f"no centre pixel and cannot keep the image size; pass kernel_size=3"
         )
     first, last = _square_layer(layer, kernel_size), _square_layer(layer, kernel_size)
@@ -295,9 +299,7 @@ def net2wider(
     The result is a :class:`Widened` tuple: it unpacks as before and also carries
     ``.mapping`` (new unit → old unit it copies) and ``.counts``. With ``optimizer=``, the
     old parameters are replaced by the new ones in the optimizer (each in its own group) and
-    their state is carried through the same mapping: Adam's moments of a copied unit start
-    from its source's, rescaled like the gradients (a unit's incoming weights get 1/n of the
-    gradient once it has n copies, so ``exp_avg`` is divided by n and ``exp_avg_sq`` by n²).
+    their state is carried through the same mapping (Adam's moments: see :func:`_state_pairs`).
 
     >>> torch.manual_seed(0) and None
     >>> a, b = nn.Linear(3, 4), nn.Linear(4, 2)
@@ -316,11 +318,24 @@ def net2wider(
             f"net2wider: batchnorm {batchnorm} has {batchnorm.num_features} features but "
             f"layer {layer} has {width} outputs"
         )
-    device = layer.weight.device
     extra = torch.randint(width, (new_width - width,), generator=generator)
-    mapping = torch.cat([torch.arange(width), extra]).to(device)  # new unit j copies mapping[j]
+    mapping = torch.cat([torch.arange(width), extra]).to(layer.weight.device)  # j copies mapping[j]
     counts = torch.bincount(mapping, minlength=width).to(layer.weight.dtype)
+    new_layer = _widen_out(layer, mapping, noise_std, generator)
+    new_next, columns = _widen_in(next_layer, mapping, counts, per_unit)
+    modules = [new_layer, new_next]
+    if batchnorm is not None:
+        modules.append(_widen_batchnorm(batchnorm, mapping))
+    result = Widened(modules, mapping, counts)
+    if optimizer is not None:
+        carry_state(optimizer, _state_pairs(layer, next_layer, batchnorm, result, columns))
+    return result
 
+
+def _widen_out(layer: nn.Module, mapping: torch.Tensor, noise_std: float,
+               generator: torch.Generator | None) -> nn.Module:
+    """Net2Net's first equation: new unit ``j`` gets the incoming weights of unit ``mapping[j]``."""
+    width, device = _width(layer), layer.weight.device
     new_layer = copy.deepcopy(layer)
     weight = layer.weight.detach()[mapping].clone()
     if noise_std > 0:
@@ -329,42 +344,48 @@ def net2wider(
     _replace_param(new_layer, "weight", weight)
     if layer.bias is not None:
         _replace_param(new_layer, "bias", layer.bias.detach()[mapping])
+    if isinstance(layer, nn.Linear):
+        new_layer.out_features = len(mapping)
+    else:
+        new_layer.out_channels = len(mapping)
+    return new_layer
 
+
+def _widen_in(next_layer: nn.Module, mapping: torch.Tensor, counts: torch.Tensor,
+              per_unit: int) -> tuple[nn.Module, torch.Tensor]:
+    """Net2Net's second equation: weights reading a unit that now has n copies are divided by n,
+    so the copies add up to what the unit gave. Also returns the columns of ``next_layer``'s
+    weight that the new layer reads, in order."""
     new_next = copy.deepcopy(next_layer)
     columns = mapping
     scale = 1.0 / counts[mapping]
     if per_unit > 1:  # Conv2d→Linear: expand each channel into its block of H·W columns
-        offsets = torch.arange(per_unit, device=device)
+        offsets = torch.arange(per_unit, device=mapping.device)
         columns = (mapping[:, None] * per_unit + offsets).reshape(-1)
         scale = scale.repeat_interleave(per_unit)
     next_weight = next_layer.weight.detach()[:, columns]
     shape = (1, -1) + (1,) * (next_weight.dim() - 2)
     _replace_param(new_next, "weight", next_weight * scale.reshape(shape))
-
-    if isinstance(layer, nn.Linear):
-        new_layer.out_features = new_width
-    else:
-        new_layer.out_channels = new_width
     if isinstance(next_layer, nn.Linear):
-        new_next.in_features = new_width * per_unit
+        new_next.in_features = len(mapping) * per_unit
     else:
-        new_next.in_channels = new_width
-    modules = [new_layer, new_next]
-    if batchnorm is not None:
-        modules.append(_widen_batchnorm(batchnorm, mapping))
-    result = Widened(modules, mapping, counts)
-    if optimizer is not None:
-        _carry_state(optimizer, layer, next_layer, batchnorm, result, columns)
-    return result
+        new_next.in_channels = len(mapping)
+    return new_next, columns
 
 
-def _carry_state(
-    optimizer: torch.optim.Optimizer, layer: nn.Module, next_layer: nn.Module,
-    batchnorm: nn.Module | None, widened: Widened, columns: torch.Tensor,
-) -> None:
-    """Swap the widened modules' parameters in ``optimizer`` and map their state along."""
+def _state_pairs(
+    layer: nn.Module, next_layer: nn.Module, batchnorm: nn.Module | None, widened: Widened,
+    columns: torch.Tensor,
+) -> list[tuple[torch.Tensor, torch.Tensor, Remap]]:
+    """(old parameter, new parameter, how its optimizer state maps) for every widened tensor.
+
+    Adam's moments of a copied unit start from its source's, rescaled like the gradients: a
+    unit's incoming weights get 1/n of the gradient once it has n copies, so ``exp_avg`` is
+    divided by n and ``exp_avg_sq`` by n². The next layer's weight columns are copied as
+    they are, and its bias reads no unit, so its state is kept.
+    """
     scale = 1.0 / widened.counts[widened.mapping]  # gradient factor of each unit's own params
-    pairs: list[tuple[torch.Tensor, torch.Tensor, Callable[[torch.Tensor, int], torch.Tensor]]] = []
+    pairs: list[tuple[torch.Tensor, torch.Tensor, Remap]] = []
     unit_owners = [(layer, widened[0])] + ([(batchnorm, widened[2])] if batchnorm is not None else [])
 
     def rows(t: torch.Tensor, power: int) -> torch.Tensor:
@@ -379,17 +400,7 @@ def _carry_state(
             pairs.append((old, widened[1].weight, lambda t, power: t[:, columns]))
         else:  # the next layer's bias reads no unit: its gradient does not change
             pairs.append((old, getattr(widened[1], name), lambda t, power: t.clone()))
-    state = {id(old): optimizer.state.get(old, {}) for old, _, _ in pairs}
-    replace_in_optimizer(optimizer, [old for old, _, _ in pairs], [new for _, new, _ in pairs])
-    for old, new, remap in pairs:
-        carried = {}
-        for key, value in state[id(old)].items():
-            if isinstance(value, torch.Tensor) and value.shape == old.shape:
-                carried[key] = remap(value, 2 if "sq" in key else 1)
-            else:  # e.g. Adam's step counter
-                carried[key] = value.clone() if isinstance(value, torch.Tensor) else value
-        if carried:
-            optimizer.state[new] = carried
+    return pairs
 
 
 def _widen_batchnorm(bn: nn.modules.batchnorm._BatchNorm, mapping: torch.Tensor) -> nn.Module:
@@ -402,92 +413,6 @@ def _widen_batchnorm(bn: nn.modules.batchnorm._BatchNorm, mapping: torch.Tensor)
         if getattr(bn, name) is not None:
             setattr(new_bn, name, getattr(bn, name)[mapping].clone())
     return new_bn
-
-
-def _as_params(params: Iterable[torch.Tensor] | nn.Module) -> list[torch.Tensor]:
-    """A list of distinct tensors, in order; a module stands for its parameters."""
-    if isinstance(params, nn.Module):
-        params = params.parameters()
-    if isinstance(params, torch.Tensor):
-        raise TypeError("pass a list of parameters (or a module), not a single tensor")
-    unique: dict[int, torch.Tensor] = {}
-    for p in params:
-        unique.setdefault(id(p), p)
-    return list(unique.values())
-
-
-def _held(optimizer: torch.optim.Optimizer) -> set[int]:
-    return {id(p) for group in optimizer.param_groups for p in group["params"]}
-
-
-def add_to_optimizer(
-    optimizer: torch.optim.Optimizer, params: Iterable[torch.Tensor] | nn.Module
-) -> int:
-    """Register ``params`` as a new param group (same settings as the first group).
-
-    Parameters the optimizer already holds are skipped; returns how many were added.
-
-    >>> old, new = nn.Linear(2, 2), nn.Linear(2, 2)
-    >>> opt = torch.optim.Adam(old.parameters(), lr=0.01)
-    >>> add_to_optimizer(opt, new.parameters()), add_to_optimizer(opt, new)
-    (2, 0)
-    >>> len(opt.param_groups), opt.param_groups[1]["lr"]
-    (2, 0.01)
-    """
-    held = _held(optimizer)
-    fresh = [p for p in _as_params(params) if id(p) not in held]
-    if fresh:
-        settings = {k: v for k, v in optimizer.param_groups[0].items() if k != "params"}
-        optimizer.add_param_group({**settings, "params": fresh})
-    return len(fresh)
-
-
-def replace_in_optimizer(
-    optimizer: torch.optim.Optimizer, old_params: Iterable[torch.Tensor] | nn.Module,
-    new_params: Iterable[torch.Tensor] | nn.Module,
-) -> int:
-    """Drop ``old_params`` and their state (e.g. Adam's moments); add ``new_params``.
-
-    When there are as many new parameters as old ones, they are paired in order: each new
-    parameter joins the group of the old one it replaces, so per-group learning rates and
-    weight decay are kept. Otherwise every new parameter joins the group of the first old one
-    held. When no old one was held, the new ones get a group of their own
-    (:func:`add_to_optimizer`). Returns how many were added.
-
-    >>> old, new = nn.Linear(2, 2), nn.Linear(2, 3)
-    >>> opt = torch.optim.Adam(old.parameters())
-    >>> old(torch.ones(1, 2)).sum().backward(); opt.step()
-    >>> replace_in_optimizer(opt, old, new)
-    2
-    >>> [tuple(p.shape) for p in opt.param_groups[0]["params"]], len(opt.state)
-    ([(3, 2), (3,)], 0)
-    """
-    old_list, new_list = _as_params(old_params), _as_params(new_params)
-    group_of: dict[int, dict] = {}
-    for group in optimizer.param_groups:
-        for p in group["params"]:
-            group_of[id(p)] = group
-    targets = [group_of.get(id(p)) for p in old_list]
-    stale = {id(p) for p in old_list}
-    for group in optimizer.param_groups:
-        for p in group["params"]:
-            if id(p) in stale:
-                optimizer.state.pop(p, None)
-        group["params"] = [p for p in group["params"] if id(p) not in stale]
-    held_targets = [g for g in targets if g is not None]
-    if not held_targets:
-        return add_to_optimizer(optimizer, new_list)
-    if len(new_list) != len(old_list):
-        targets = [held_targets[0]] * len(new_list)
-    held = _held(optimizer)
-    added = 0
-    for p, group in zip(new_list, targets, strict=True):
-        if id(p) in held:
-            continue
-        (group if group is not None else held_targets[0])["params"].append(p)
-        held.add(id(p))
-        added += 1
-    return added
 
 
 class GrowingMLP(nn.Module):

@@ -1,4 +1,4 @@
-"""Look inside a model: parameter counts, per-layer tables, shapes, FLOPs and memory.
+"""Look inside a model: parameter counts, per-layer tables, shapes and FLOPs.
 
 Rules every function here keeps:
 
@@ -10,7 +10,9 @@ Rules every function here keeps:
 - an uninitialised lazy layer raises :class:`LazyModuleError` instead of a wrong count.
 
 FLOPs here are ``2 × multiply-accumulates`` (one multiply and one add per MAC), as
-PyTorch's ``FlopCounterMode`` counts them.
+PyTorch's ``FlopCounterMode`` counts them. Memory (``param_bytes``, ``training_bytes``) is
+in :mod:`course_utils.memory`. Two private modules hold what this one shares: ``_meta``
+(the meta replicas, the lazy-layer check) and ``_explain`` (the messages of the errors).
 """
 
 from __future__ import annotations
@@ -18,56 +20,31 @@ from __future__ import annotations
 import copy
 import html
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
-from torch.nn.parameter import UninitializedParameter
 from torch.utils.flop_counter import FlopCounterMode
 
+from course_utils._explain import ForwardPassError, ShapeMismatchError, explain_failure
+from course_utils._meta import META, LazyModuleError, check_initialised, meta_replica, to_meta
+from course_utils.memory import param_bytes, training_bytes  # kept for old imports
+
 __all__ = [
-    "count_params", "param_table", "layer_table", "trace_shapes", "flops", "param_bytes",
-    "training_bytes", "LayerTable", "LayerRow", "ParamTable", "ForwardPassError",
-    "ShapeMismatchError", "LazyModuleError",
+    "count_params", "param_table", "layer_table", "trace_shapes", "flops", "LayerTable",
+    "LayerRow", "ParamTable", "ForwardPassError", "ShapeMismatchError", "LazyModuleError",
+    "param_bytes", "training_bytes",
 ]
+# In __all__ only so that old imports keep working; course_utils.memory owns them.
+_KEPT_FOR_OLD_IMPORTS = ("param_bytes", "training_bytes")
 
-META = torch.device("meta")
-
-
-class LazyModuleError(RuntimeError):
-    """A lazy layer (``nn.LazyLinear``, ``nn.LazyConv2d``...) has no shape yet."""
-
-
-class ForwardPassError(RuntimeError):
-    """The forward pass failed inside a named module; the message says which and why."""
-
-    def __init__(self, message: str, module_name: str, module_type: str) -> None:
-        super().__init__(message)
-        self.module_name = module_name
-        self.module_type = module_type
-
-
-class ShapeMismatchError(ForwardPassError):
-    """A layer received an input whose size does not match what it was built for."""
+# kept for old imports: the private names memory.py and receptive.py used to import from here
+_check_initialised, _meta_replica, _to_meta = check_initialised, meta_replica, to_meta
 
 
 # ---------------------------------------------------------------------------- counting
-
-
-def _check_initialised(model: nn.Module) -> None:
-    lazy = [
-        f"'{name or type(model).__name__}' ({type(module).__name__})"
-        for name, module in model.named_modules()
-        if any(isinstance(p, UninitializedParameter) for p in module.parameters(recurse=False))
-    ]
-    if lazy:
-        raise LazyModuleError(
-            f"layer {', '.join(lazy)} is lazy and not initialised yet: its weight shapes are "
-            "only known after data flows through it.\n  Fix: run one dry forward pass first, "
-            "e.g. model(torch.zeros(1, *input_shape)), then count again."
-        )
 
 
 def count_params(model: nn.Module, trainable_only: bool = False) -> int:
@@ -79,7 +56,7 @@ def count_params(model: nn.Module, trainable_only: bool = False) -> int:
     >>> count_params(lstm)
     40800
     """
-    _check_initialised(model)
+    check_initialised(model)
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
@@ -158,74 +135,14 @@ def param_table(model: nn.Module) -> ParamTable:
     >>> [(r.name, r.numel) for r in table.rows], table.total
     ([('weight', 32), ('bias', 4)], 36)
     """
-    _check_initialised(model)
+    check_initialised(model)
     return ParamTable([
         ParamRow(name, tuple(p.shape), p.numel(), p.requires_grad, str(p.dtype).replace("torch.", ""))
         for name, p in model.named_parameters()
     ])
 
 
-# ---------------------------------------------------------------------------- memory
-
-_OPTIMIZER_STATES = {"sgd": 0, "sgd_momentum": 1, "rmsprop": 1, "adagrad": 1, "adam": 2,
-                     "adamw": 2}
-
-
-def param_bytes(model: nn.Module, dtype: torch.dtype | None = None) -> int:
-    """Bytes taken by the parameters, in their own dtypes or as if stored in ``dtype``.
-
-    >>> param_bytes(nn.Linear(1000, 1000))  # 1,001,000 float32 values
-    4004000
-    >>> param_bytes(nn.Linear(1000, 1000), dtype=torch.bfloat16)
-    2002000
-    """
-    _check_initialised(model)
-    if dtype is not None:
-        size = torch.empty((), dtype=dtype).element_size()
-        return count_params(model) * size
-    return sum(p.numel() * p.element_size() for p in model.parameters())
-
-
-def training_bytes(model: nn.Module, optimizer: str = "adam") -> int:
-    """Bytes to train ``model``: weights + gradients + the optimizer's state per parameter.
-
-    Adam keeps two moment buffers, so training with it takes about 4× the weights;
-    plain SGD about 2×. Activations are not included (they depend on the batch size).
-
-    >>> m = nn.Linear(1000, 1000)
-    >>> training_bytes(m, "adam") // param_bytes(m), training_bytes(m, "sgd") // param_bytes(m)
-    (4, 2)
-    """
-    key = optimizer.lower()
-    if key not in _OPTIMIZER_STATES:
-        raise ValueError(f"unknown optimizer {optimizer!r}; choose from {sorted(_OPTIMIZER_STATES)}")
-    _check_initialised(model)
-    trainable = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
-    return param_bytes(model) + trainable * (1 + _OPTIMIZER_STATES[key])
-
-
 # ---------------------------------------------------------------------------- forward passes
-
-
-def _meta_replica(model: nn.Module) -> nn.Module:
-    """A copy of ``model`` whose tensors live on the meta device: no data is copied, tied
-    weights stay tied, and the original is untouched."""
-    memo: dict[int, Any] = {}
-    for p in model.parameters():
-        memo[id(p)] = nn.Parameter(torch.empty_like(p, device=META), requires_grad=p.requires_grad)
-    for b in model.buffers():
-        memo[id(b)] = torch.empty_like(b, device=META)
-    return copy.deepcopy(model, memo)
-
-
-def _to_meta(value: Any) -> Any:
-    if isinstance(value, torch.Tensor):
-        return value.to(META)
-    if isinstance(value, (tuple, list)):
-        return type(value)(_to_meta(v) for v in value)
-    if isinstance(value, dict):
-        return {k: _to_meta(v) for k, v in value.items()}
-    return value
 
 
 def _make_inputs(
@@ -238,7 +155,7 @@ def _make_inputs(
                          "e.g. (1, 3, 28, 28)) or input_data (tensors)")
     if input_data is not None:
         data = input_data if isinstance(input_data, tuple) else (input_data,)
-        return tuple(_to_meta(d) for d in data)
+        return tuple(to_meta(d) for d in data)
     sizes = input_size if isinstance(input_size[0], (tuple, list)) else [input_size]
     return tuple(torch.zeros(tuple(s), dtype=dtype, device=META) for s in sizes)
 
@@ -352,98 +269,13 @@ def _recording(model: nn.Module) -> Iterator[tuple[dict[str, dict[str, Any]], li
             handle.remove()
 
 
-def _dims(shape: Sequence[int]) -> str:
-    return "×".join(str(d) for d in shape)
-
-
-def _explain_failure(
-    error: Exception, model: nn.Module, records: dict[str, dict[str, Any]], running: list[str],
-    inputs: tuple[Any, ...],
-) -> ForwardPassError:
-    name = running[-1] if running else ""
-    rec = records.get(name, {})
-    module = rec.get("module", model)
-    label = name or "(the model itself)"
-    kind = type(module).__name__
-    received = rec.get("input", "?")
-    model_input = ", ".join(_dims(t.shape) for t in inputs if isinstance(t, torch.Tensor))
-    lines = [f"layer '{label}' ({kind}) failed on an input of shape {received}."]
-    error_class: type[ForwardPassError] = ForwardPassError
-    args = rec.get("input_tensors") or ()
-    first = args[0] if args and isinstance(args[0], torch.Tensor) else None
-    linear_mismatch = isinstance(module, nn.Linear) and first is not None and (
-        first.shape[-1] != module.in_features)
-    if linear_mismatch:
-        error_class = ShapeMismatchError
-        got = first.shape[-1]
-        lines = [f"layer '{label}' (Linear, in_features={module.in_features}) received {got} features."]
-        previous = _previous_leaf(records, name)
-        before = _flattened_from(records, name)
-        if previous is not None and isinstance(previous[1], nn.Linear):
-            prev_name, prev = previous
-            lines += [
-                f"  The layer before it, '{prev_name}' (Linear, out_features={prev.out_features}), "
-                f"produces {prev.out_features} features: the widths do not chain.",
-                f"  Make this layer nn.Linear({prev.out_features}, {module.out_features}), or give "
-                f"'{prev_name}' out_features={module.in_features}.",
-            ]
-        elif before:
-            lines += [
-                f"  The model's input was {model_input}; after the earlier layers the feature map "
-                f"is {before}.",
-                "  The layer's in_features was computed for another input size. Use inputs of the "
-                "size the model was built for, compute in_features with a dummy forward pass, or "
-                f"replace the layer with nn.LazyLinear({module.out_features}).",
-            ]
-        else:
-            lines.append(f"  The model's input was {model_input}: its last dimension must be "
-                         f"{module.in_features}.")
-    elif isinstance(module, nn.modules.conv._ConvNd) and first is not None and (
-            first.dim() >= 2 and first.shape[-(module.weight.dim() - 1)] != module.in_channels):
-        error_class = ShapeMismatchError
-        channels = first.shape[-(module.weight.dim() - 1)]
-        lines = [f"layer '{label}' ({kind}, in_channels={module.in_channels}) received an input "
-                 f"with {channels} channels (shape {received}).",
-                 f"  The model's input was {model_input}; check the channel dimension "
-                 "(N×C×H×W) or the previous layer's out_channels."]
-    if error_class is ForwardPassError:  # for shape mismatches the explanation above is clearer
-        lines.append(f"  PyTorch said: {type(error).__name__}: {str(error).splitlines()[0]}")
-    return error_class("\n".join(lines), module_name=name, module_type=kind)
-
-
-def _previous_leaf(records: dict[str, dict[str, Any]], failing: str) -> tuple[str, nn.Module] | None:
-    """The last leaf module with parameters that finished before ``failing`` started
-    (activations, dropout and other parameter-free layers are skipped)."""
-    previous = None
-    for name, rec in records.items():
-        if name == failing:
-            break
-        module = rec["module"]
-        if "output" in rec and not list(module.children()) and list(module.parameters()):
-            previous = (name, rec["module"])
-    return previous
-
-
-def _flattened_from(records: dict[str, dict[str, Any]], failing: str) -> str:
-    """The last multi-dimensional output produced before ``failing`` ran, as 'C×H×W = n'."""
-    best = ""
-    for name, rec in records.items():
-        if name == failing or "output" not in rec or not name:
-            continue
-        shape = rec["output"]
-        if shape.startswith("[") and shape.count(",") >= 3:  # N×C×H×W or more
-            dims = [int(d) for d in shape.strip("[]").split(",")][1:]
-            total = 1
-            for d in dims:
-                total *= d
-            best = f"{_dims(dims)} = {total}"
-    return best
-
-
-def _run(model: nn.Module, inputs: tuple[Any, ...]) -> tuple[nn.Module, dict[str, dict[str, Any]]]:
-    replica = _meta_replica(model)
+def _run(
+    model: nn.Module, inputs: tuple[Any, ...], counter: FlopCounterMode | None = None,
+) -> tuple[nn.Module, dict[str, dict[str, Any]]]:
+    """One recorded forward pass on a meta replica (``counter``, if given, counts its FLOPs)."""
+    replica = meta_replica(model)
     try:
-        return replica, _forward(replica, inputs)
+        return replica, _forward(replica, inputs, counter)
     except ForwardPassError as error:
         if not _meta_unsupported(error.__cause__):
             raise
@@ -454,20 +286,23 @@ def _run(model: nn.Module, inputs: tuple[Any, ...]) -> tuple[nn.Module, dict[str
         torch.zeros(x.shape, dtype=x.dtype, device=device) if isinstance(x, torch.Tensor) else x
         for x in inputs
     )
-    return replica, _forward(replica, real_inputs)
+    return replica, _forward(replica, real_inputs, counter)  # the counter restarts from 0
 
 
 def _meta_unsupported(error: BaseException | None) -> bool:
     return isinstance(error, NotImplementedError) and "Meta" in str(error)
 
 
-def _forward(replica: nn.Module, inputs: tuple[Any, ...]) -> dict[str, dict[str, Any]]:
-    with _recording(replica) as (records, running):
+def _forward(
+    replica: nn.Module, inputs: tuple[Any, ...], counter: FlopCounterMode | None = None,
+) -> dict[str, dict[str, Any]]:
+    counting: AbstractContextManager = nullcontext() if counter is None else counter
+    with _recording(replica) as (records, running), counting:
         try:
             with torch.no_grad():
                 replica(*inputs)
         except Exception as error:  # re-raised with the module's name and the shapes
-            raise _explain_failure(error, replica, records, running, inputs) from error
+            raise explain_failure(error, replica, records, running, inputs) from error
     return records
 
 
@@ -506,7 +341,7 @@ def layer_table(
           The model's input was 1×3×32×32; after the earlier layers the feature map is
           32×8×8 = 2048. ...
     """
-    _check_initialised(model)
+    check_initialised(model)
     inputs = _make_inputs(input_size, input_data, dtype)
     _, records = _run(model, inputs)
     rows = []
@@ -567,6 +402,8 @@ def flops(model: nn.Module, *inputs: Any, by_module: bool = False) -> int | dict
     normalisation are negligible next to them. Running on ``meta`` also counts an LSTM
     correctly (on the CPU PyTorch's counter reports 0 for it). ``by_module=True`` returns
     ``{module name: FLOPs}`` for every module (totals include submodules; ``""`` is the model).
+    Like :func:`layer_table`, it falls back to a real copy fed with zeros when an operation
+    has no meta implementation.
 
     >>> flops(nn.Linear(10, 20), torch.zeros(1, 10))
     400
@@ -575,16 +412,9 @@ def flops(model: nn.Module, *inputs: Any, by_module: bool = False) -> int | dict
     """
     if not inputs:
         raise ValueError("flops needs at least one example input, e.g. torch.zeros(1, 3, 32, 32)")
-    _check_initialised(model)
-    meta_inputs = tuple(_to_meta(x) for x in inputs)
-    replica = _meta_replica(model)
+    check_initialised(model)
     counter = FlopCounterMode(display=False)
-    with _recording(replica) as (records, running), counter:
-        try:
-            with torch.no_grad():
-                replica(*meta_inputs)
-        except Exception as error:
-            raise _explain_failure(error, replica, records, running, meta_inputs) from error
+    replica, _ = _run(model, tuple(to_meta(x) for x in inputs), counter)
     if not by_module:
         return int(counter.get_total_flops())
     root = type(replica).__name__

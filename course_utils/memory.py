@@ -1,9 +1,9 @@
 """What training costs in memory: weights, gradients, optimizer state and activations.
 
-Weights, gradients and optimizer state depend only on the model (see
-:func:`course_utils.inspection.training_bytes`). Activations depend on the batch: to compute
-gradients, autograd keeps some tensors of the forward pass (a convolution's input, a ReLU's
-output, ...) until the backward pass has used them. :func:`activation_bytes` measures
+Weights, gradients and optimizer state depend only on the model (:func:`param_bytes`,
+:func:`training_bytes`). Activations depend on the batch: to compute gradients, autograd
+keeps some tensors of the forward pass (a convolution's input, a ReLU's output, ...) until
+the backward pass has used them. :func:`activation_bytes` measures
 exactly those, on a meta-device replica of the model, so a ResNet-50 at batch 256 is sized
 in a fraction of a second without allocating a byte, and the model is never touched.
 """
@@ -17,15 +17,50 @@ from typing import Any
 import torch
 from torch import nn
 
-from course_utils.inspection import (
-    _check_initialised,
-    _meta_replica,
-    _to_meta,
-    param_bytes,
-    training_bytes,
-)
+from course_utils._meta import check_initialised, meta_replica, to_meta
+from course_utils.style import PALETTE
 
-__all__ = ["activation_bytes", "training_memory", "TrainingMemory", "plot_training_memory"]
+__all__ = [
+    "param_bytes", "training_bytes", "activation_bytes", "training_memory", "TrainingMemory",
+    "plot_training_memory",
+]
+
+# extra tensors an optimizer keeps per parameter: momentum, Adam's two moments, ...
+_OPTIMIZER_STATES = {"sgd": 0, "sgd_momentum": 1, "rmsprop": 1, "adagrad": 1, "adam": 2,
+                     "adamw": 2}
+
+
+def param_bytes(model: nn.Module, dtype: torch.dtype | None = None) -> int:
+    """Bytes taken by the parameters, in their own dtypes or as if stored in ``dtype``.
+
+    >>> param_bytes(nn.Linear(1000, 1000))  # 1,001,000 float32 values
+    4004000
+    >>> param_bytes(nn.Linear(1000, 1000), dtype=torch.bfloat16)
+    2002000
+    """
+    check_initialised(model)
+    if dtype is not None:
+        size = torch.empty((), dtype=dtype).element_size()
+        return sum(p.numel() for p in model.parameters()) * size
+    return sum(p.numel() * p.element_size() for p in model.parameters())
+
+
+def training_bytes(model: nn.Module, optimizer: str = "adam") -> int:
+    """Bytes to train ``model``: weights + gradients + the optimizer's state per parameter.
+
+    Adam keeps two moment buffers, so training with it takes about 4× the weights;
+    plain SGD about 2×. Activations are not included (they depend on the batch size).
+
+    >>> m = nn.Linear(1000, 1000)
+    >>> training_bytes(m, "adam") // param_bytes(m), training_bytes(m, "sgd") // param_bytes(m)
+    (4, 2)
+    """
+    key = optimizer.lower()
+    if key not in _OPTIMIZER_STATES:
+        raise ValueError(f"unknown optimizer {optimizer!r}; choose from {sorted(_OPTIMIZER_STATES)}")
+    check_initialised(model)
+    trainable = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
+    return param_bytes(model) + trainable * (1 + _OPTIMIZER_STATES[key])
 
 
 def _storage_key(t: torch.Tensor) -> int:
@@ -57,10 +92,10 @@ def activation_bytes(model: nn.Module, *inputs: Any) -> int:
     if not inputs:
         raise ValueError("activation_bytes needs example inputs with the batch dimension, "
                          "e.g. torch.zeros(32, 3, 224, 224)")
-    _check_initialised(model)
-    replica = _meta_replica(model)
+    check_initialised(model)
+    replica = meta_replica(model)
     owned = {_storage_key(t) for t in (*replica.parameters(), *replica.buffers())}
-    meta_inputs = tuple(_to_meta(x) for x in inputs)
+    meta_inputs = tuple(to_meta(x) for x in inputs)
     saved: dict[int, int] = {}
     keep: list[torch.Tensor] = []  # keeps storages alive, so no key is reused mid-pass
 
@@ -110,8 +145,6 @@ def plot_training_memory(memories: Sequence[TrainingMemory], labels: Sequence[st
     """One stacked bar per :class:`TrainingMemory` (e.g. one per batch size), in MiB."""
     import matplotlib.pyplot as plt
 
-    from course_utils.plots import PALETTE
-
     if len(memories) != len(labels):
         raise ValueError(f"got {len(memories)} memories but {len(labels)} labels")
     if ax is None:
@@ -133,7 +166,7 @@ def training_memory(model: nn.Module, *inputs: Any, optimizer: str = "adam") -> 
     """Memory of one training step of ``model`` on ``inputs`` with ``optimizer``.
 
     Weights, gradients (one per trainable parameter) and the optimizer's state come from
-    :func:`~course_utils.inspection.training_bytes`; activations are measured with
+    :func:`training_bytes`; activations are measured with
     :func:`activation_bytes`. Not included: the framework's workspace, the allocator's
     fragmentation and temporary buffers of the backward pass.
 

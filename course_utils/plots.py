@@ -26,6 +26,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import EngFormatter
 from torch import Tensor, nn
 
+from course_utils._meta import preserved_mode
 from course_utils.style import PALETTE
 from course_utils.training import History
 
@@ -33,6 +34,8 @@ __all__ = [
     "PALETTE", "plot_learning_curves", "plot_decision_boundary", "plot_grad_norms",
     "plot_params_vs_metric", "plot_feature_maps", "plot_params_per_layer",
 ]
+# In __all__ only so that old imports keep working; course_utils.style owns it.
+_KEPT_FOR_OLD_IMPORTS = ("PALETTE",)
 
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 
@@ -155,13 +158,9 @@ def plot_decision_boundary(
     grid_x, grid_y = np.meshgrid(xs, ys)
     grid = torch.tensor(np.c_[grid_x.ravel(), grid_y.ravel()], dtype=torch.float32)
     first = next(model.parameters(), None)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            out = model(grid.to(first.device if first is not None else "cpu")).cpu()
-    finally:
-        model.train(was_training)
+    with preserved_mode(model), torch.no_grad():
+        model.eval()
+        out = model(grid.to(first.device if first is not None else "cpu")).cpu()
     if out.ndim == 1 or out.shape[1] == 1:
         prob = torch.sigmoid(out.reshape(-1)).numpy().reshape(grid_x.shape)
         shading = ax.contourf(grid_x, grid_y, prob, levels=np.linspace(0, 1, 11),
@@ -288,15 +287,13 @@ def plot_feature_maps(
     name, target = _find_layer(layer_or_model, layer)
     captured: list[Tensor] = []
     hook = target.register_forward_hook(lambda _m, _i, out: captured.append(out.detach()))
-    was_training = layer_or_model.training
-    layer_or_model.eval()
     try:
-        with torch.no_grad():
+        with preserved_mode(layer_or_model), torch.no_grad():
+            layer_or_model.eval()
             first = next(layer_or_model.parameters(), None)
             layer_or_model(batch.to(first.device if first is not None else "cpu"))
     finally:
         hook.remove()
-        layer_or_model.train(was_training)
     maps = captured[0][0].cpu()
     if maps.ndim != 3:
         raise ValueError(f"layer {name!r} outputs shape {tuple(captured[0].shape)}, not "

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from course_utils.inspection import _check_initialised, _meta_replica
+from course_utils._meta import check_initialised, meta_replica
 
 __all__ = ["receptive_field", "ReceptiveField", "LayerField"]
 
@@ -295,8 +295,8 @@ def receptive_field(model: nn.Module, input_shape: Sequence[int], *,
     if len(shape) < 3:
         raise ValueError(f"input_shape {shape} needs batch, channel and at least one spatial "
                          "dimension, e.g. (1, 3, 224, 224)")
-    _check_initialised(model)
-    replica = _meta_replica(model)
+    check_initialised(model)
+    replica = meta_replica(model)
     n = len(shape) - 2
     tracker = _Tracker(n)
     layers: list[LayerField] = []

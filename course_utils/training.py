@@ -24,6 +24,8 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import Tensor, nn
 
+from course_utils._meta import preserved_mode
+
 __all__ = [
     "History", "fit", "evaluate", "grad_norms_per_layer", "check_loss_inputs",
     "LossShapeError", "TrainingDivergedError", "summarise_runs", "RunsTable", "RunStats",
@@ -221,12 +223,19 @@ def _resolve_loss(loss_fn, model, loader, device) -> nn.Module:
     if loss_fn is not None:
         return loss_fn
     X, _ = next(iter(loader))
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
+    with preserved_mode(model), torch.no_grad():
+        model.eval()
         output = model(X[:2].to(device))
-    model.train(was_training)
     return _default_loss(output)
+
+
+def _validate(model: nn.Module, loader: Iterable, loss_fn: nn.Module,
+              device: torch.device) -> tuple[float, float]:
+    """Loss and accuracy over ``loader`` in eval mode, without gradients; every module's
+    train/eval mode is given back afterwards."""
+    with preserved_mode(model), torch.no_grad():
+        model.eval()
+        return _run_epoch(model, loader, loss_fn, device)
 
 
 def evaluate(
@@ -235,7 +244,7 @@ def evaluate(
 ) -> tuple[float, float]:
     """Mean loss and accuracy of ``model`` over ``loader``, in eval mode without gradients.
 
-    The model's train/eval mode is restored afterwards.
+    Every module's train/eval mode is restored afterwards.
 
     >>> from course_utils.data import make_linear_task, make_loaders
     >>> X, y = make_linear_task(100)
@@ -248,13 +257,7 @@ def evaluate(
     """
     device = torch.device(device) if device is not None else _model_device(model)
     loss_fn = _resolve_loss(loss_fn, model, loader, device)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            return _run_epoch(model, loader, loss_fn, device)
-    finally:
-        model.train(was_training)
+    return _validate(model, loader, loss_fn, device)
 
 
 def _make_optimizer(optimizer, model: nn.Module, lr: float, weight_decay: float):
@@ -268,15 +271,56 @@ def _make_optimizer(optimizer, model: nn.Module, lr: float, weight_decay: float)
     return _OPTIMIZERS[optimizer](model.parameters(), lr=lr, weight_decay=weight_decay)
 
 
-def _restore(model: nn.Module, state: dict, best_epoch: int) -> None:
-    try:
-        model.load_state_dict(state)
-    except RuntimeError:
-        warnings.warn(
-            f"restore_best: the model's parameters changed after epoch {best_epoch} (did it "
-            "grow?), so its best weights could not be restored; keeping the final weights",
-            stacklevel=3,
-        )
+@dataclass
+class _BestEpoch:
+    """Early stopping and the best weights: watches the validation loss after each epoch.
+
+    >>> best = _BestEpoch(patience=1, keep_weights=False)
+    >>> [best.update(epoch, loss, nn.Linear(1, 1)) for epoch, loss in [(1, 0.5), (2, 0.4), (3, 0.6)]]
+    [False, False, True]
+    >>> best.epoch
+    2
+    """
+
+    patience: int | None  # stop after this many epochs without a better loss (None: never)
+    keep_weights: bool  # keep a copy of the best epoch's state_dict, to restore it at the end
+    epoch: int | None = None
+    loss: float = math.inf
+    since: int = 0  # epochs since the best one
+    state: dict | None = None
+
+    def update(self, epoch: int, val_loss: float, model: nn.Module) -> bool:
+        """Record ``epoch``'s validation loss; return True when patience has run out."""
+        if self.epoch is None or val_loss < self.loss:
+            self.epoch, self.loss, self.since = epoch, val_loss, 0
+            if self.keep_weights:
+                self.state = copy.deepcopy(model.state_dict())
+        else:
+            self.since += 1
+        return self.patience is not None and self.since >= self.patience
+
+    def restore(self, model: nn.Module) -> None:
+        """Load the best epoch's weights back into ``model`` (a warning if they no longer fit)."""
+        if self.state is None:
+            return
+        try:
+            model.load_state_dict(self.state)
+        except RuntimeError:
+            warnings.warn(
+                f"restore_best: the model's parameters changed after epoch {self.epoch} (did it "
+                "grow?), so its best weights could not be restored; keeping the final weights",
+                stacklevel=3,
+            )
+
+
+def _check_finite(history: History, epoch: int, lr: float) -> None:
+    """Raise :class:`TrainingDivergedError` if the epoch's training or validation loss is NaN or inf."""
+    train_loss = history.train_loss[-1]
+    if not all(math.isfinite(v) for v in (train_loss, *history.val_loss[-1:])):
+        raise TrainingDivergedError(
+            f"the loss became {train_loss} at epoch {epoch}: training diverged. "
+            f"Try a lower learning rate (lr={lr} now; e.g. lr={lr / 10:g}), check the "
+            "inputs for NaN, or standardise the features.", history)
 
 
 def fit(
@@ -308,6 +352,7 @@ def fit(
     - ``on_epoch_end(epoch, history, model, optimizer)``: called after each epoch's
       validation; return True to stop. It may add parameters to the same optimizer.
     - A NaN or infinite loss raises :class:`TrainingDivergedError`.
+    - Afterwards every module is back in the train/eval mode it had before.
     """
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs}")
@@ -321,51 +366,38 @@ def fit(
 
     from tqdm.auto import tqdm
 
-    history, best_state, since_best = History(), None, 0
-    was_training, start = model.training, time.perf_counter()
+    history, best = History(), _BestEpoch(early_stopping_patience, restore_best)
+    start = time.perf_counter()
     bar = tqdm(range(1, epochs + 1), desc="epochs", unit="epoch", disable=not progress)
-    try:
-        for epoch in bar:
-            epoch_start = time.perf_counter()
-            model.train()
-            train_loss, train_acc = _run_epoch(model, train_loader, loss_fn, device, optimizer)
-            history.train_loss.append(train_loss)
-            history.train_acc.append(train_acc)
-            postfix = {"train_loss": f"{train_loss:.4f}"}
-            if val_loader is not None:
-                model.eval()
-                with torch.no_grad():
-                    val_loss, val_acc = _run_epoch(model, val_loader, loss_fn, device)
+    with preserved_mode(model):
+        try:
+            for epoch in bar:
+                epoch_start, patience_out = time.perf_counter(), False
                 model.train()
-                history.val_loss.append(val_loss)
-                history.val_acc.append(val_acc)
-                postfix["val_loss"] = f"{val_loss:.4f}"
-                best = history.val_loss[history.best_epoch - 1] if history.best_epoch else None
-                if best is None or val_loss < best:
-                    history.best_epoch, since_best = epoch, 0
-                    if restore_best:
-                        best_state = copy.deepcopy(model.state_dict())
-                else:
-                    since_best += 1
-            history.epoch_seconds.append(time.perf_counter() - epoch_start)
-            bar.set_postfix(postfix, refresh=False)
-            if not all(math.isfinite(v) for v in (train_loss, *history.val_loss[-1:])):
-                raise TrainingDivergedError(
-                    f"the loss became {train_loss} at epoch {epoch}: training diverged. "
-                    f"Try a lower learning rate (lr={lr} now; e.g. lr={lr / 10:g}), check the "
-                    "inputs for NaN, or standardise the features.", history)
-            stop = bool(on_epoch_end(epoch, history, model, optimizer)) if on_epoch_end else False
-            if early_stopping_patience is not None and since_best >= early_stopping_patience:
-                history.stopped_early = True
-                stop = True
-            if stop:
-                break
-    finally:
-        bar.close()
-        history.seconds = time.perf_counter() - start
-        model.train(was_training)
-    if restore_best and best_state is not None:
-        _restore(model, best_state, history.best_epoch)
+                train_loss, train_acc = _run_epoch(model, train_loader, loss_fn, device, optimizer)
+                history.train_loss.append(train_loss)
+                history.train_acc.append(train_acc)
+                postfix = {"train_loss": f"{train_loss:.4f}"}
+                if val_loader is not None:
+                    val_loss, val_acc = _validate(model, val_loader, loss_fn, device)
+                    history.val_loss.append(val_loss)
+                    history.val_acc.append(val_acc)
+                    postfix["val_loss"] = f"{val_loss:.4f}"
+                    patience_out = best.update(epoch, val_loss, model)
+                    history.best_epoch = best.epoch
+                history.epoch_seconds.append(time.perf_counter() - epoch_start)
+                bar.set_postfix(postfix, refresh=False)
+                _check_finite(history, epoch, lr)
+                stop = bool(on_epoch_end(epoch, history, model, optimizer)) if on_epoch_end else False
+                if patience_out:
+                    history.stopped_early = stop = True
+                if stop:
+                    break
+        finally:
+            bar.close()
+            history.seconds = time.perf_counter() - start
+    if restore_best:
+        best.restore(model)
     return history
 
 

@@ -16,10 +16,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from course_utils.inspection import count_params, param_bytes, training_bytes
+from course_utils.inspection import count_params
+from course_utils.memory import param_bytes, training_bytes
 from course_utils.style import format_bytes
 
 __all__ = ["param_explorer", "explorer_summary", "ExplorerSummary", "format_bytes"]
+# In __all__ only so that old imports keep working; course_utils.style owns it.
+_KEPT_FOR_OLD_IMPORTS = ("format_bytes",)
 
 ACTIVATIONS = ("ReLU", "Tanh", "Sigmoid", "GELU", "LeakyReLU", "SiLU")
 # slider name -> (description, smallest, largest)

@@ -46,6 +46,8 @@ from tornado.websocket import websocket_connect
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from workshop_hub import group_members, remove_users
 
+from course_utils._paths import KERNEL_NAME
+
 ROOT = Path(__file__).resolve().parents[1]
 LESSONS = ("01_layers_of_a_model", "02_hidden_layers_and_sequential", "03_counting_parameters")
 CHECK_EXERCISE = "01_layers_of_a_model"
@@ -240,7 +242,7 @@ class Learner:
         """Open ``path`` as JupyterLab does (a session with a sizing-nn kernel); connect its websocket."""
         base = f"/user/{self.name}/api"
         session = await self.api("POST", f"{base}/sessions", {
-            "path": path, "type": "notebook", "name": Path(path).name, "kernel": {"name": "sizing-nn"}})
+            "path": path, "type": "notebook", "name": Path(path).name, "kernel": {"name": KERNEL_NAME}})
         ws_url = f"ws://127.0.0.1:{self.hub.port}{base}/kernels/{session['kernel']['id']}/channels"
         ws = await websocket_connect(HTTPRequest(ws_url, headers={"Authorization": f"token {self.token}"},
                                                  request_timeout=60), max_message_size=64 * 2**20)

@@ -9,8 +9,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from course_utils import bench
-from course_utils.bench import Budget, NotebookResult, Run, budget_of, format_table
+from course_utils.devtools import bench
+from course_utils.devtools.bench import BenchResult, Budget, Run, budget_of, format_bench_table
 
 SLEEP_S = 0.6
 
@@ -42,7 +42,7 @@ def test_budget_rejects_typos_with_a_clear_message(bad: dict) -> None:
 def test_summary_uses_median_time_max_memory_and_median_cell_times() -> None:
     runs = [Run(10.0, 300.0, {1: 1.0, 2: 5.0}), Run(50.0, 900.0, {1: 9.0, 2: 6.0}),
             Run(12.0, 400.0, {1: 2.0, 2: 4.0})]
-    result = NotebookResult("a.ipynb", Budget(30, 1024), runs, {1: "import torch", 2: "fit()"})
+    result = BenchResult("a.ipynb", Budget(30, 1024), runs, {1: "import torch", 2: "fit()"})
     assert result.wall_s == 12.0  # one slow outlier run does not decide
     assert result.peak_rss_mb == 900.0  # memory: the worst run
     assert result.slowest_cell() == (2, 5.0)  # cell 1 was slow once only (median 2.0)
@@ -50,18 +50,18 @@ def test_summary_uses_median_time_max_memory_and_median_cell_times() -> None:
 
 
 def test_problems_name_each_exceeded_budget() -> None:
-    result = NotebookResult("a.ipynb", Budget(30, 1024), [Run(31.0, 1500.0)])
+    result = BenchResult("a.ipynb", Budget(30, 1024), [Run(31.0, 1500.0)])
     assert result.problems() == ["31.0 s > 30 s", "1500 MB > 1024 MB"]
-    bigger = NotebookResult("a.ipynb", Budget(60, 2048), [Run(31.0, 1500.0)])
+    bigger = BenchResult("a.ipynb", Budget(60, 2048), [Run(31.0, 1500.0)])
     assert bigger.problems() == []
-    failed = NotebookResult("a.ipynb", Budget(), [Run(1.0, 100.0, error="CellExecutionError: x")])
+    failed = BenchResult("a.ipynb", Budget(), [Run(1.0, 100.0, error="CellExecutionError: x")])
     assert failed.problems() == ["failed: CellExecutionError: x"]
 
 
 def test_table_has_one_row_per_notebook_totals_and_verdicts() -> None:
-    ok = NotebookResult("n/ok.ipynb", Budget(), [Run(5.0, 200.0, {1: 4.0})], {1: "a | b"})
-    slow = NotebookResult("n/slow.ipynb", Budget(), [Run(40.0, 200.0, {1: 39.0})], {1: "x"})
-    lines = format_table([ok, slow]).splitlines()
+    ok = BenchResult("n/ok.ipynb", Budget(), [Run(5.0, 200.0, {1: 4.0})], {1: "a | b"})
+    slow = BenchResult("n/slow.ipynb", Budget(), [Run(40.0, 200.0, {1: 39.0})], {1: "x"})
+    lines = format_bench_table([ok, slow]).splitlines()
     assert len(lines) == 2 + 2 + 1
     assert "| n/ok.ipynb | 5.0 | 200 | [1] a \\| b | 4.0 | 30 s, 1024 MB | ok |" == lines[2]
     assert lines[3].endswith("| 40.0 s > 30 s |")
@@ -164,3 +164,24 @@ def test_a_dying_kernel_is_reported_with_its_last_words(tmp_path: Path) -> None:
     assert "DeadKernelError" in result.error
     assert "kernel: out of memory, say" in result.error
     assert result.problems()[0].startswith("failed: DeadKernelError")
+
+
+def test_the_old_names_still_work() -> None:
+    import course_utils.bench as old
+    from course_utils.grading.records import NotebookResult as GradedNotebook
+
+    assert old.NotebookResult is bench.BenchResult is bench.NotebookResult
+    assert old.format_table is bench.format_bench_table is bench.format_table
+    assert old.main is bench.main and old.budget_of is budget_of
+    assert bench.BenchResult is not GradedNotebook  # the name no longer means two things
+
+
+def test_parse_rejects_zero_runs_and_write_creates_the_folder(tmp_path: Path, capsys) -> None:
+    args = bench._parse(["--runs", "2", "--only", "03"])
+    assert (args.runs, args.only, args.targets) == (2, "03", ["notebooks", "solutions"])
+    with pytest.raises(SystemExit):
+        bench._parse(["--runs", "0"])
+    assert "--runs must be at least 1" in capsys.readouterr().err
+    out = tmp_path / "deep" / "bench.json"
+    bench._write({"runs": 1}, out)
+    assert json.loads(out.read_text()) == {"runs": 1}

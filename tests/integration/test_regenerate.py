@@ -1,4 +1,5 @@
-"""The regeneration command executes, stamps, and never overwrites a notebook that fails."""
+"""The regeneration command (course_utils.devtools.regenerate) executes, stamps, and never
+overwrites a notebook that fails; the old course_utils.notebooks still imports it all."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from course_utils.notebooks import lesson_map, main, notebook_paths, source_hash
+from course_utils.devtools.regenerate import main, notebook_paths, source_hash
 
 
 def _write(path: Path, *sources: str, tags: list[str] | None = None) -> Path:
@@ -51,21 +52,6 @@ def test_notebook_paths_expands_folders_and_rejects_others(tmp_path: Path) -> No
         notebook_paths([tmp_path / "missing.txt"])
 
 
-def test_lesson_map_reads_titles_and_minutes(tmp_path: Path) -> None:
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(
-        "# 03 · Counting parameters\n\n**Estimated time:** 40 minutes")])
-    nbformat.write(nb, tmp_path / "03_counting_parameters.ipynb")
-    (info,) = lesson_map(tmp_path)
-    assert (info.number, info.title, info.minutes) == ("03", "Counting parameters", 40)
-
-
-def test_every_lesson_states_title_and_time() -> None:
-    lessons = lesson_map(Path(__file__).resolve().parents[2] / "notebooks")
-    assert lessons, "no lessons found"
-    missing = [lesson.file for lesson in lessons if lesson.minutes is None]
-    assert not missing, f"lessons without '**Estimated time:** N minutes' in their first cell: {missing}"
-
-
 @pytest.mark.slow
 def test_figures_are_saved_even_when_tests_set_a_non_interactive_backend(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("MPLBACKEND", "Agg")
@@ -73,3 +59,23 @@ def test_figures_are_saved_even_when_tests_set_a_non_interactive_backend(tmp_pat
     assert main([str(path)]) == 0
     outputs = nbformat.read(path, as_version=4).cells[0].outputs
     assert any("image/png" in o.get("data", {}) for o in outputs)
+
+
+def test_the_old_notebooks_module_still_imports_everything_it_had() -> None:
+    import subprocess
+    import sys
+
+    from course_utils import _paths, lessons, notebooks
+    from course_utils.devtools import regenerate
+
+    assert notebooks.lesson_map is lessons.lesson_map and notebooks.LessonInfo is lessons.LessonInfo
+    assert (notebooks.KERNEL_NAME, notebooks.KERNELSPEC) == (_paths.KERNEL_NAME, _paths.KERNELSPEC)
+    for name in ("source_hash", "execute_notebook", "regenerate", "main", "notebook_paths",
+                 "CELL_TIMEOUT_S"):
+        assert getattr(notebooks, name) is getattr(regenerate, name), name
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        notebooks.nope  # noqa: B018
+    code = ("import sys; from course_utils.notebooks import lesson_map; "
+            "print(any(m.startswith('course_utils.devtools') for m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"  # lesson 00's import does not load the maintainer tools

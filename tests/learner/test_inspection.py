@@ -1,4 +1,4 @@
-"""Inspection: counts, tables, shapes, FLOPs and memory — and that the model is never touched."""
+"""Inspection: counts, tables, shapes and FLOPs — and that the model is never touched."""
 
 from __future__ import annotations
 
@@ -8,15 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from course_utils import (
-    count_params,
-    flops,
-    layer_table,
-    param_bytes,
-    param_table,
-    trace_shapes,
-    training_bytes,
-)
+from course_utils import count_params, flops, layer_table, param_table, trace_shapes
 from course_utils.inspection import ForwardPassError, LazyModuleError, ShapeMismatchError
 from tests.fixtures.models import SequenceClassifier, SmallCNN, mlp
 
@@ -165,18 +157,6 @@ def test_a_billion_parameter_model_is_sized_in_a_second_on_meta() -> None:
     assert time.perf_counter() - start < 5  # ~0.1 s here; generous for slow CI
 
 
-def test_param_and_training_bytes() -> None:
-    model = nn.Linear(100, 10)  # 1,010 float32 parameters
-    assert param_bytes(model) == 4_040
-    assert param_bytes(model, dtype=torch.float16) == 2_020
-    assert training_bytes(model, "adam") == 4 * 4_040
-    assert training_bytes(model, "sgd") == 2 * 4_040
-    model.requires_grad_(False)
-    assert training_bytes(model, "adam") == 4_040  # frozen: no gradients, no optimizer state
-    with pytest.raises(ValueError, match="unknown optimizer 'lbfgs'"):
-        training_bytes(model, "lbfgs")
-
-
 def test_layer_table_needs_exactly_one_input_description() -> None:
     with pytest.raises(ValueError, match="exactly one of input_size"):
         layer_table(mlp())
@@ -202,3 +182,41 @@ def test_layer_table_is_a_sequence_of_its_rows() -> None:
     with pytest.raises(IndexError):
         table[len(table)]
     assert "Total params" in str(table) and "<table>" in table._repr_html_()
+
+
+class NoMetaKernel(nn.Module):
+    """A layer whose operation, like a few rare ones in PyTorch, has no meta implementation."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.is_meta:
+            raise NotImplementedError("Could not run 'aten::rare_op' with arguments from the 'Meta' backend.")
+        return self.fc(x)
+
+
+def test_flops_and_layer_table_fall_back_to_a_real_copy_without_a_meta_kernel() -> None:
+    model = NoMetaKernel()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    assert flops(model, torch.zeros(2, 4)) == 2 * 2 * 4 * 3
+    assert flops(model, torch.zeros(2, 4), by_module=True) == {"": 48, "fc": 48}
+    assert [(r.name, r.output_shape) for r in layer_table(model, (2, 4))] == [("fc", "[2, 3]")]
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
+def test_flops_names_the_failing_layer_like_layer_table() -> None:
+    model = nn.Sequential(nn.Linear(8, 4), nn.Linear(5, 2))
+    with pytest.raises(ShapeMismatchError, match="(?s)layer '1'.*the widths do not chain"):
+        flops(model, torch.zeros(1, 8))
+
+
+def test_old_import_paths_still_work() -> None:
+    from course_utils import _meta, inspection, memory
+
+    assert inspection.param_bytes is memory.param_bytes
+    assert inspection.training_bytes is memory.training_bytes
+    assert inspection._check_initialised is _meta.check_initialised
+    assert inspection._meta_replica is _meta.meta_replica
+    assert inspection._to_meta is _meta.to_meta

@@ -1,4 +1,5 @@
-"""activation_bytes measures what autograd really keeps; training_memory adds it up."""
+"""Memory: param_bytes and training_bytes from the model alone; activation_bytes measures what
+autograd really keeps; training_memory adds it up."""
 
 from __future__ import annotations
 
@@ -8,8 +9,13 @@ import torch
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from course_utils.inspection import param_bytes
-from course_utils.memory import activation_bytes, plot_training_memory, training_memory
+from course_utils.memory import (
+    activation_bytes,
+    param_bytes,
+    plot_training_memory,
+    training_bytes,
+    training_memory,
+)
 from course_utils.zoo import ResNet, gpt2, mobilenet_v2, resnet
 
 
@@ -174,3 +180,15 @@ def test_against_cuda_memory() -> None:
     held += x.numel() * x.element_size()
     assert held == pytest.approx(predicted, rel=0.05)  # cuDNN may keep small extra buffers
     assert torch.cuda.max_memory_allocated() - base >= 0.95 * (predicted - x.numel() * 4)
+
+
+def test_param_and_training_bytes() -> None:
+    model = nn.Linear(100, 10)  # 1,010 float32 parameters
+    assert param_bytes(model) == 4_040
+    assert param_bytes(model, dtype=torch.float16) == 2_020
+    assert training_bytes(model, "adam") == 4 * 4_040
+    assert training_bytes(model, "sgd") == 2 * 4_040
+    model.requires_grad_(False)
+    assert training_bytes(model, "adam") == 4_040  # frozen: no gradients, no optimizer state
+    with pytest.raises(ValueError, match="unknown optimizer 'lbfgs'"):
+        training_bytes(model, "lbfgs")

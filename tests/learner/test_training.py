@@ -302,3 +302,27 @@ def test_on_epoch_end_sees_the_model_in_train_mode() -> None:
     fit(_mlp(), train, val, epochs=2, progress=False,
         on_epoch_end=lambda epoch, history, model, optimizer: modes.append(model.training))
     assert modes == [True, True]
+
+
+def test_fit_reads_on_one_screen() -> None:
+    """The function a learner most needs to read stays a short loop over named steps."""
+    import ast
+    import inspect
+
+    from course_utils import training
+
+    node = next(n for n in ast.walk(ast.parse(inspect.getsource(training)))
+                if isinstance(n, ast.FunctionDef) and n.name == "fit")
+    code_lines = node.end_lineno - node.body[1].lineno + 1  # body[0] is the docstring
+    assert code_lines <= 50, f"fit has {code_lines} lines of code; move a step into a helper"
+
+
+def test_best_epoch_keeps_the_first_of_equal_losses_and_counts_patience() -> None:
+    from course_utils.training import _BestEpoch
+
+    model = nn.Linear(1, 1)
+    best = _BestEpoch(patience=2, keep_weights=True)
+    assert [best.update(e, loss, model) for e, loss in [(1, 0.5), (2, 0.5), (3, 0.7)]] == [
+        False, False, True]
+    assert best.epoch == 1 and best.since == 2 and best.state is not None
+    assert not _BestEpoch(patience=None, keep_weights=False).update(1, float("nan"), model)

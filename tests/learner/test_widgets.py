@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 from course_utils import widgets
-from course_utils.inspection import count_params, param_bytes, training_bytes
+from course_utils.inspection import count_params
+from course_utils.memory import param_bytes, training_bytes
 from course_utils.widgets import explorer_summary, format_bytes, param_explorer
 
 
