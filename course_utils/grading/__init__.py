@@ -24,11 +24,10 @@ reading down the list:
 - ``shard``: grade a class in shards and merge them (``grade --shard I/N``, ``grade merge``);
 - ``instructor_report``: the class page of a grading output (``python -m course_utils report``);
 - ``cli``: the command lines of ``grade``, ``grade merge`` and ``report``;
-- ``mutants``, ``throughput``: maintainer tools, moving to ``course_utils.devtools``.
 
-The one edge against the order: ``grade.main``, ``shard.merge_main`` and
-``instructor_report.main``, kept for old callers, import ``cli`` inside the function (a line
-marked ``# kept for old imports``), until ``python -m course_utils`` calls ``cli`` itself.
+No edge runs against this order (``tests/grading/test_pipeline.py`` checks it), and nothing
+here imports the maintainers' tools (``mutants`` and ``throughput`` live in
+``course_utils.devtools``). ``python -m course_utils grade | report`` call ``cli``.
 
 Nothing is imported here, so ``import course_utils.grading`` is cheap.
 """

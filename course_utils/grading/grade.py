@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_TIMEOUT_S", "DEFAULT_NOTEBOOK_TIMEOUT_S", "MESSAGE_LIMIT", "TestResult",
            "NotebookResult", "CellOutcome", "Assignment", "load_assignments", "read_submission",
-           "grade_notebook", "grade_submissions", "main"]
+           "grade_notebook", "grade_submissions"]
 
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_NOTEBOOK_TIMEOUT_S = 600.0
@@ -241,10 +241,3 @@ def grade_submissions(submissions: Path, out: Path, *, solutions: Path = SOLUTIO
     gradebook.write_reports(results, Path(out), gradebook_columns(assignments),
                             visible_tests(assignments))
     return results
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m course_utils grade``: the command line is ``cli.grade_main``."""
-    from course_utils.grading.cli import grade_main  # kept for old imports: __main__ calls this
-
-    return grade_main(argv)

@@ -46,7 +46,7 @@ from course_utils.style import PALETTE
 __all__ = [
     "Row", "FailureGroup", "load_output", "normalise_message", "group_failures",
     "attention", "not_submitted", "pass_rates", "pass_rate_figure", "score_figure", "report_html",
-    "write_report", "main",
+    "write_report",
 ]
 
 #: Test statuses drawn as their own colour; any other status is drawn as "other".
@@ -445,10 +445,3 @@ def write_report(out: Path, target: Path | None = None) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     write_atomically(target, page)
     return target
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m course_utils report``: the command line is ``cli.report_main``."""
-    from course_utils.grading.cli import report_main  # kept for old imports: __main__ calls this
-
-    return report_main(argv)

@@ -42,7 +42,7 @@ from course_utils.grading.intake import learner_entries, learner_folders, shown_
 
 __all__ = [
     "MANIFEST", "SCHEME", "ShardError", "Shard", "shard_of", "learner_folders",
-    "solutions_digest", "sharded", "summary", "merge_outputs", "merge_main", "write_atomically",
+    "solutions_digest", "sharded", "summary", "merge_outputs", "write_atomically",
 ]
 
 MANIFEST = "shard.json"
@@ -299,10 +299,3 @@ def merge_outputs(outputs: list[Path], out: Path) -> list[str]:
     rows = sorted((row for p in parts for row in p.rows), key=lambda row: (row[0], row[1]))
     write_atomically(gradebook.gradebook_path(out), gradebook.csv_text(parts[0].header, rows))
     return warnings
-
-
-def merge_main(argv: list[str]) -> int:
-    """``python -m course_utils grade merge``: the command line is ``cli.merge_main``."""
-    from course_utils.grading.cli import merge_main  # kept for old imports
-
-    return merge_main(argv)

@@ -10,14 +10,15 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from course_utils.grading import notebook_format as fmt
-from course_utils.grading.mutants import (
+from course_utils.devtools.mutants import (
     MUTANTS_DIR,
     load_mutants,
     mutant_files,
     numbers_in,
     score_mutants,
+    trimmed,
 )
+from course_utils.grading import notebook_format as fmt
 
 ROOT = Path(__file__).resolve().parents[2]
 SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
@@ -39,6 +40,20 @@ def test_every_exercise_has_three_mutants_per_question() -> None:
         for m in spec.mutants:
             assert m.answer in answers and m.test in tests, f"{path.name}: {m.id} names unknown cells"
             assert "\n" not in m.misconception.strip(), f"{path.name}: {m.id}: one line, please"
+
+
+def test_a_round_is_graded_on_the_solution_cut_after_its_last_cell() -> None:
+    from course_utils.grading.grade import load_assignments
+
+    whole = load_assignments(ROOT / "solutions")["08_choosing_depth_and_width.ipynb"]
+    cut = trimmed(whole, ["q2_answer", "q2_test", "q1_test"])
+    ids = [fmt.grade_id(c) for c in cut.solution.cells if fmt.grade_id(c)]
+    assert ids == ["setup", "q1_answer", "q1_test", "q2_answer", "q2_test"], ids
+    n = len(cut.solution.cells)
+    assert [c.source for c in cut.exercise.cells] == [c.source for c in whole.exercise.cells[:n]]
+    assert cut.solution.cells == whole.solution.cells[:n] and n < len(whole.solution.cells)
+    with pytest.raises(ValueError, match="q9_test"):
+        trimmed(whole, ["q9_test"])
 
 
 def asked_numbers(solution: nbformat.NotebookNode) -> dict[str, set[int]]:

@@ -29,6 +29,7 @@ import pytest
 
 from course_utils.grading import grade, sandbox
 from course_utils.grading import notebook_format as fmt
+from course_utils.grading.cli import grade_main
 from course_utils.grading.records import NotebookResult
 from course_utils.grading.report import write_reports
 
@@ -533,7 +534,7 @@ def test_grade_refuses_to_run_unsandboxed_without_the_flag(tmp_path: Path,
                                                            capsys: pytest.CaptureFixture) -> None:
     monkeypatch.setattr(sandbox, "why_unavailable", lambda: "bwrap is not installed")
     (tmp_path / "subs").mkdir()
-    assert grade.main([str(tmp_path / "subs"), "--out", str(tmp_path / "out")]) == 2
+    assert grade_main([str(tmp_path / "subs"), "--out", str(tmp_path / "out")]) == 2
     assert "--no-sandbox" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 

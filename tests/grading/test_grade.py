@@ -23,6 +23,7 @@ from course_utils.grading import grade
 from course_utils.grading import notebook_format as fmt
 from course_utils.grading.build import RAISES_TAG, raising_cells
 from course_utils.grading.check import main as check_main
+from course_utils.grading.cli import grade_main
 
 ROOT = Path(__file__).resolve().parents[2]
 SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
@@ -277,4 +278,4 @@ def test_check_command_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture)
 
 
 def test_grade_command_rejects_a_missing_folder(tmp_path: Path) -> None:
-    assert grade.main([str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")]) == 2
+    assert grade_main([str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")]) == 2

@@ -17,9 +17,7 @@ import course_utils.grading
 PACKAGE = Path(course_utils.grading.__file__).parent
 NAME = "course_utils.grading"
 MODULES = sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__")
-#: Being moved to ``course_utils.devtools`` by another change: listed, present or not.
-MOVING = {"mutants", "throughput"}
-#: The one edge allowed against the order: a ``main`` kept for old callers imports ``cli``.
+#: Marks a line kept only for old imports (reported, never exempted).
 SHIM = "kept for old imports"
 
 
@@ -64,26 +62,20 @@ def _imports(module: str) -> list[tuple[str, int, bool]]:
 def test_the_docstring_lists_every_module_once() -> None:
     assert len(ORDER) == len(set(ORDER)), ORDER
     assert set(MODULES) <= set(ORDER), f"not in the map: {sorted(set(MODULES) - set(ORDER))}"
-    assert set(ORDER) - set(MODULES) <= MOVING, f"no such module: {set(ORDER) - set(MODULES)}"
+    assert set(ORDER) <= set(MODULES), f"no such module: {set(ORDER) - set(MODULES)}"
 
 
 @pytest.mark.parametrize("module", MODULES)
 def test_a_module_imports_only_earlier_stages(module: str) -> None:
-    later = [(name, line) for name, line, shim in _imports(module)
-             if name in ORDER and ORDER.index(name) >= ORDER.index(module) and not shim]
+    later = [(name, line) for name, line, _ in _imports(module)
+             if name in ORDER and ORDER.index(name) >= ORDER.index(module)]
     assert not later, f"{module} imports later stages (or itself): {later}; order: {ORDER}"
-
-
-@pytest.mark.parametrize("module", MODULES)
-def test_only_old_mains_reach_back_and_only_to_cli(module: str) -> None:
-    back = [(name, line) for name, line, shim in _imports(module) if shim]
-    assert all(name == "cli" for name, _ in back), back
 
 
 def test_the_check_sees_every_kind_of_import() -> None:
     grade = {name for name, _, _ in _imports("grade")}
     assert {"assemble", "verdict", "intake", "kernel", "gradebook"} <= grade
-    assert ("cli", True) in {(name, shim) for name, _, shim in _imports("grade")}
+    assert "cli" not in grade  # the command line sits on top: nothing reaches back to it
     assert "kernel" in {name for name, _, _ in _imports("verdict")}  # under TYPE_CHECKING
 
 

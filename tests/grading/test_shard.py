@@ -27,7 +27,7 @@ import pytest
 from course_utils.__main__ import main as cli
 from course_utils.grading import notebook_format as fmt
 from course_utils.grading import shard
-from course_utils.grading.grade import main as grade_main
+from course_utils.grading.cli import grade_main
 from course_utils.grading.intake import learner_folders
 from course_utils.grading.shard import Shard, ShardError, merge_outputs, shard_of
 

@@ -13,7 +13,7 @@ one mutant per question (the other answers come from the solution), so an exerci
 many gradings as its most-mutated question has mutants, plus one for the solution itself.
 Mutants are data for instructors and tests; they are never copied into ``exercises/``.
 
->>> from course_utils.grading.mutants import Mutant, rounds
+>>> from course_utils.devtools.mutants import Mutant, rounds
 >>> m = [Mutant("a", "q1_answer", "q1_test", "x", "s"), Mutant("b", "q1_answer", "q1_test",
 ...      "y", "s"), Mutant("c", "q2_answer", "q2_test", "z", "s")]
 >>> [[x.id for x in r] for r in rounds(m)]
@@ -22,19 +22,27 @@ Mutants are data for instructors and tests; they are never copied into ``exercis
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 import re
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import nbformat
 
+from course_utils._paths import ROOT
 from course_utils.grading import notebook_format as fmt
-from course_utils.grading.build import ROOT
+from course_utils.grading.build import build_exercise
+
+if TYPE_CHECKING:
+    from course_utils.grading.grade import Assignment, NotebookResult
 
 __all__ = ["MUTANTS_DIR", "Mutant", "MutantFile", "MutantOutcome", "MutationScore",
-           "load_mutants", "mutant_files", "rounds", "submission", "numbers_in",
+           "load_mutants", "mutant_files", "rounds", "trimmed", "submission", "numbers_in",
            "score_mutants", "format_scores"]
 
 MUTANTS_DIR = ROOT / "solutions" / "mutants"
@@ -125,6 +133,32 @@ def rounds(mutants: tuple[Mutant, ...] | list[Mutant]) -> list[list[Mutant]]:
     return [[v[k] for v in by_answer.values() if k < len(v)] for k in range(depth)]
 
 
+def trimmed(assignment: Assignment, grade_ids: Iterable[str]) -> Assignment:
+    """``assignment`` cut after the last of the cells ``grade_ids`` names; its exercise is
+    built from the cut solution. A round of mutants is graded on this, so the questions after
+    the round's last test (often a training run) are not run; their cells could not change
+    the tests before them, which run first.
+
+    >>> from course_utils.grading.grade import load_assignments
+    >>> whole = load_assignments(ROOT / "solutions")["01_layers_of_a_model.ipynb"]
+    >>> cut = trimmed(whole, ["q2_answer", "q2_test"])
+    >>> [fmt.grade_id(c) for c in cut.solution.cells if fmt.grade_id(c)]
+    ['setup', 'q1_answer', 'q1_test', 'q2_answer', 'q2_test']
+    >>> len(cut.exercise.cells) == len(cut.solution.cells), cut.max_score < whole.max_score
+    (True, True)
+    """
+    wanted = set(grade_ids)
+    cells = assignment.solution.cells
+    found = [i for i, c in enumerate(cells) if fmt.grade_id(c) in wanted]
+    missing = sorted(wanted - {fmt.grade_id(cells[i]) for i in found})
+    if missing:
+        raise ValueError(f"{assignment.name} has no cell with grade_id {missing}")
+    solution = copy.deepcopy(assignment.solution)
+    solution.cells = solution.cells[:max(found) + 1]
+    return dataclasses.replace(assignment, solution=solution,
+                               exercise=build_exercise(solution, assignment.name))
+
+
 def submission(solution: nbformat.NotebookNode, replace: dict[str, str]) -> nbformat.NotebookNode:
     """The solution notebook with the answer cells named in ``replace`` swapped for new sources."""
     nb = nbformat.from_dict(json.loads(nbformat.writes(solution)))
@@ -152,7 +186,8 @@ def numbers_in(text: str) -> set[int]:
     return {int(whole.replace(",", "")) for whole, fraction in _NUMBER.findall(text) if not fraction}
 
 
-def _grade(assignment, nb: nbformat.NotebookNode, timeout: float, memory_mb: int):
+def _grade(assignment: Assignment, nb: nbformat.NotebookNode, timeout: float,
+           memory_mb: int) -> NotebookResult:
     from course_utils.grading.grade import grade_notebook  # starts kernels: import late
 
     with tempfile.TemporaryDirectory(prefix="course-mutants-") as tmp:
@@ -163,23 +198,29 @@ def _grade(assignment, nb: nbformat.NotebookNode, timeout: float, memory_mb: int
 
 def score_mutants(path: Path, solutions: Path = ROOT / "solutions", *, timeout: float = 120,
                   memory_mb: int = 2048) -> MutationScore:
-    """Grade the solution and every mutant of the file ``path`` with the real grader."""
+    """Grade the solution (whole) and every mutant of the file ``path`` with the real grader.
+
+    Each round of mutants is graded on the solution cut after the round's last answer or test
+    cell (``trimmed``); the solution's own full-marks grading runs every cell.
+    """
     from course_utils.grading.grade import load_assignments
 
     spec = load_mutants(path)
     assignment = load_assignments(Path(solutions))[spec.notebook]
+    known = {fmt.grade_id(c) for c in assignment.solution.cells if fmt.is_grade(c)}
+    for mutant in spec.mutants:
+        if mutant.test not in known:
+            raise ValueError(f"{path.name}: mutant {mutant.id!r} names test {mutant.test!r}, "
+                             f"which {spec.notebook} does not have")
     solution = _grade(assignment, assignment.solution, timeout, memory_mb)
     score = MutationScore(spec.notebook, solution.score, solution.max_score)
     for batch in rounds(spec.mutants):
-        result = _grade(assignment, submission(assignment.solution,
-                                               {m.answer: m.source for m in batch}),
+        cut = trimmed(assignment, [gid for m in batch for gid in (m.answer, m.test)])
+        result = _grade(cut, submission(cut.solution, {m.answer: m.source for m in batch}),
                         timeout, memory_mb)
         tests = {t.grade_id: t for t in result.tests}
         for mutant in batch:
-            test = tests.get(mutant.test)
-            if test is None:
-                raise ValueError(f"{path.name}: mutant {mutant.id!r} names test {mutant.test!r}, "
-                                 f"which {spec.notebook} does not have")
+            test = tests[mutant.test]
             score.outcomes.append(MutantOutcome(mutant, test.points, test.max_points,
                                                 test.status, test.message))
     return score

@@ -3,7 +3,7 @@
 ``make bench`` reports this figure (issue 10's budget: 40 notebooks with ``--jobs 2`` in at
 most 41.6 s on an idle 2-core machine, 1.3x the 32 s of the unsandboxed grader).
 
-    python -c "from course_utils.grading.throughput import grading_throughput as g; print(g(2))"
+    python -c "from course_utils.devtools.throughput import grading_throughput as g; print(g(2))"
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from course_utils.grading.build import ROOT
+from course_utils._paths import ROOT
 
 __all__ = ["NOTEBOOK", "grading_throughput", "format_throughput"]
 
