@@ -3,8 +3,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from course_utils import doctor
-from course_utils.doctor import Check, _package
+from course_utils.doctor import Check, _package, doctor
 
 
 def test_doctor_reports_every_check(capsys) -> None:
