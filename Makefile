@@ -13,7 +13,7 @@ JOBS   ?= 2
 # Deterministic, thread-count-independent runs for tests, regeneration and benchmarks.
 DET    := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONHASHSEED=0
 
-.PHONY: help lab test check lint unit test-grading notebooks exercises bench doctor clean deps system-deps book hub hub-deps workshop-load
+.PHONY: help lab test check lint unit test-grading notebooks exercises bench doctor clean record deps nbgrader-deps system-deps book hub hub-deps workshop-load
 
 # `make help` prints every target that has a "## " comment on its line, so none can be forgotten.
 help: ## this list
@@ -36,7 +36,7 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 lab: $(STAMP) ## open the course in JupyterLab (creates .venv when missing)
 	$(DET) $(BIN)/jupyter lab $(ROOT_FLAG) $(LAB_ARGS) notebooks/00_start_here.ipynb
 
-test: $(STAMP) system-deps hub-deps ## run everything, as CI does: ruff, all tests, notebooks under nbval
+test: deps ## run everything, as CI does: ruff, all tests, notebooks under nbval
 	$(BIN)/ruff check .
 	$(DET) $(BIN)/python -m pytest -n $(JOBS) --dist loadscope -rs --nbval-kernel-name $(KERNEL) $(PYTEST_ARGS)
 
@@ -80,7 +80,20 @@ check: lint unit ## the fast part of make test (ruff, doctests, fast tests): abo
 test-grading: $(STAMP) system-deps ## the grader's tests, sandbox and kernels included
 	$(DET) $(BIN)/python -m pytest -n $(JOBS) --dist loadscope course_utils/grading tests/grading $(PYTEST_ARGS)
 
-deps: system-deps hub-deps ## every system and npm install that make test does first
+# The environments make test needs are independent, so they are built side by side (most of
+# their time is spent waiting on downloads and unpacking, one core each); each target's output
+# is printed whole when it ends.
+deps: ## everything make test installs first, side by side: .venv, apt, hub, nbgrader, website
+	@echo "Setting up side by side (each part prints when it is done): .venv, apt packages, hub, nbgrader, website ..."
+	@$(MAKE) --no-print-directory -j6 --output-sync=target $(STAMP) system-deps hub-deps nbgrader-deps \
+	  $(if $(filter 1,$(COURSE_SKIP_BOOK)),,$(BOOK_STAMP))
+
+# The real nbgrader, for tests/integration/test_nbgrader_compat.py only (its own venv; the
+# script uses the standard library, so it needs no .venv). COURSE_SKIP_NBGRADER=1 skips it.
+NBGRADER_PY := tests/integration/nbgrader_env.py
+nbgrader-deps: ## the nbgrader venv (.venv-nbgrader) that the compatibility test uses
+	@if [ "$$COURSE_SKIP_NBGRADER" = 1 ]; then echo "COURSE_SKIP_NBGRADER=1: no nbgrader venv"; \
+	else $(PYTHON) $(NBGRADER_PY) >/dev/null && echo "nbgrader ready in .venv-nbgrader."; fi
 
 notebooks: $(STAMP) ## re-execute and save every notebook in notebooks/ and solutions/
 	$(DET) $(BIN)/python -m course_utils regenerate notebooks solutions
@@ -90,6 +103,12 @@ exercises: $(STAMP) ## regenerate exercises/ from solutions/
 
 bench: $(STAMP) ## time and measure every notebook and the grader (not part of make test)
 	$(DET) $(BIN)/python -m course_utils bench
+
+# Publishing a measurement: the report's figures go into book/measured/, whose tables the
+# website renders; commit the two together. The commit named is the checkout measured.
+REPORT ?= results/bench.json
+record: $(STAMP) ## fold a report into book/measured/ (REPORT=results/bench.json or results/workshop-load.json)
+	$(BIN)/python book/build.py --record $(REPORT) --commit "$$(git rev-parse --short HEAD)"
 
 doctor: $(STAMP) ## check the environment
 	$(BIN)/python -m course_utils doctor
@@ -107,4 +126,4 @@ book: $(BOOK_STAMP) ## build the course website into _build/html (creates .venv-
 	$(BOOK_VENV)/bin/python book/build.py
 
 clean: ## delete the environments and everything the tests and builds wrote
-	rm -rf $(VENV) $(BOOK_VENV) $(HUB_VENV) _build test-output results .pytest_cache .ruff_cache deploy/proxy/node_modules
+	rm -rf $(VENV) $(BOOK_VENV) $(HUB_VENV) .venv-nbgrader _build test-output results .pytest_cache .ruff_cache deploy/proxy/node_modules

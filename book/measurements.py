@@ -33,7 +33,8 @@ DATA = Path(__file__).resolve().parent / "measured"
 BLOCK = re.compile(r"^```\{measured\} (?P<file>\S+) (?P<section>\S+)[ \t]*\n```[ \t]*$", re.MULTILINE)
 
 Section = dict[str, Any]
-NAMES = {"python": "Python", "jupyterhub": "JupyterHub"}
+NAMES = {"python": "Python", "jupyterhub": "JupyterHub", "cpu": "CPU",
+         "torch_cpu_capability": "torch CPU kernels"}
 
 
 def _cell(text: object) -> str:
@@ -91,12 +92,20 @@ def notebooks_table(section: Section) -> str:
                  "", "", "", f"**{verdict}**"])
     text = _table(["notebook", "wall s", "peak MB", "slowest cell", "cell s", "budget", "verdict"],
                   "|---|---:|---:|---|---:|---|---|", rows)
-    text += "\n\n" + provenance(section["measured"])
-    if section.get("busy"):
-        b = section["busy"]
-        text += (f" For comparison, on a busy machine `{b['notebook']}` took {b['wall_s']:g} s under a load "
-                 f"average of about {b['load_average']:g} ({b['date']}, commit `{b['commit']}`).")
-    return text
+    return text + _provenance_and(section, "busy", (
+        " For comparison, on a busy machine `{notebook}` took {wall_s:g} s under a load average of "
+        "about {load_average:g} ({date}, commit `{commit}`)."))
+
+
+def _provenance_and(section: Section, key: str, sentence: str) -> str:
+    """The section's provenance line, then ``sentence`` filled from ``section[key]`` if present.
+
+    >>> section = {"measured": {"date": "2026-12-03", "commit": "8bc1a15"}, "x": {"n": 3}}
+    >>> _provenance_and(section, "x", " n is {n}.")[-12:], _provenance_and(section, "y", "")[-2:]
+    ('ed.* n is 3.', '.*')
+    """
+    extra = section.get(key)
+    return "\n\n" + provenance(section["measured"]) + (sentence.format(**extra) if extra else "")
 
 
 def inspection_table(section: Section) -> str:
@@ -137,12 +146,9 @@ def mutants_table(section: Section) -> str:
     caught, total = (sum(r[k] for r in section["rows"]) for k in ("caught", "total"))
     rows.append(["**total**", f"**{caught}/{total}**", ""])
     text = _table(["exercise", "mutants caught", "solution"], "| --- | --- | --- |", rows)
-    text += "\n\n" + provenance(section["measured"])
-    if section.get("timing"):
-        t = section["timing"]
-        text += (f" Grading {t['mutants']} mutants of exercises {t['exercises']} took {t['seconds']:g} s "
-                 f"on a {t['load']} ({t['date']}, commit `{t['commit']}`).")
-    return text
+    return text + _provenance_and(section, "timing", (
+        " Grading {mutants} mutants of exercises {exercises} took {seconds:g} s on a {load} ({date}, "
+        "commit `{commit}`)."))
 
 
 # --- workshop-load.json: what `make workshop-load` measures ---------------------------------
@@ -234,7 +240,7 @@ def _measured(report: Section, commit: str, command: str) -> Section:
 
 
 def _this_machine() -> Section:
-    """This machine, for a report that does not record it (the load test's)."""
+    """This machine, for a report that does not record it (load tests before 2026-12-03)."""
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return {"cpus": os.cpu_count(), "memory_gb": round(memory), "python": platform.python_version()}
 
@@ -266,8 +272,9 @@ def record(report_path: Path, commit: str, folder: Path = DATA) -> Path:
         data = json.loads(target.read_text(encoding="utf-8"))
         data.update(rows=report["rows"], rule=report["rule"], think_s=report["think_s"])
         data.pop("earlier_run", None)
-        data["measured"] = {"date": time.strftime("%Y-%m-%d"), "commit": commit,
-                            "machine": _this_machine(), "load_average": None,
+        data["measured"] = {"date": report.get("created", time.strftime("%Y-%m-%d"))[:10],
+                            "commit": commit, "machine": report.get("machine") or _this_machine(),
+                            "load_average": None,
                             "load": "the last column gives its highest value during each class size",
                             "command": "make workshop-load"}
     else:

@@ -69,6 +69,12 @@ _PUBLIC: dict[str, tuple[str, ...]] = {
 
 _OWNER = {name: module for module, names in _PUBLIC.items() for name in names}
 
+# ``doctor`` names both a submodule and its function. Importing ``course_utils.doctor`` (as
+# ``python -m course_utils doctor`` does) binds the package attribute to the module, which
+# would then shadow the lazy function; binding the function now, from a module that imports
+# only the standard library, keeps ``from course_utils import doctor`` the function.
+from course_utils.doctor import doctor as doctor  # noqa: E402  (re-exported)
+
 __all__ = sorted(_OWNER)
 
 

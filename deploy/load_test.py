@@ -475,8 +475,16 @@ async def stop_servers_of(hub: Hub, names: list[str]) -> None:
         await asyncio.sleep(0.5)
 
 
+def _machine(cores: int, memory_gb: float) -> dict[str, Any]:
+    """What the report records of the machine it was measured on."""
+    from importlib.metadata import version
+
+    return {"cpus": cores, "memory_gb": round(memory_gb), "python": ".".join(map(str, sys.version_info[:2])),
+            "jupyterhub": version("jupyterhub")}
+
+
 def capacity_table(rows: list[dict[str, Any]]) -> str:
-    """The Markdown table the README quotes."""
+    """The Markdown table of book/workshop.md (rendered there from book/measured/workshop-load.json)."""
     head = ("| learners | finished | cells run | failed cells | cell p50 s | cell p95 s "
             "| start-up p50 / max s | check s | RSS per learner MB | USS per learner MB "
             "| total RSS GB | total USS GB | CPU s per learner | load avg (max) |")
@@ -555,7 +563,9 @@ async def main_async(args: argparse.Namespace) -> int:
           f" lessons {', '.join(LESSONS)} + check):\n\n{table}\n\n{rule}")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps({"rows": rows, "rule": rule, "think_s": args.think}, indent=1))
+        Path(args.json).write_text(json.dumps({
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "machine": _machine(cores, memory_gb),
+            "rows": rows, "rule": rule, "think_s": args.think}, indent=1))
     return 0 if all(r["finished"] == r["learners"] for r in rows) else 1
 
 

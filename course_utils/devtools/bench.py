@@ -405,9 +405,16 @@ def format_inspection(rows: list[dict[str, Any]]) -> str:
 
 
 def _machine() -> dict[str, Any]:
+    """This machine; its CPU and the kernels torch picks on it (AVX2, AVX-512...) set the
+    rounding path, so they say which machines' training results compare with these."""
     import torch
 
-    return {"python": platform.python_version(), "torch": torch.__version__,
+    info = Path("/proc/cpuinfo")
+    names = [line.split(":", 1)[1].strip() for line in (info.read_text().splitlines() if info.exists()
+             else []) if line.startswith("model name")]
+    return {"cpu": names[0] if names else platform.processor() or "unknown",
+            "python": platform.python_version(), "torch": torch.__version__,
+            "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "platform": platform.platform(), "cpus": os.cpu_count(),
             "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
             "load_average": [round(x, 2) for x in os.getloadavg()]

@@ -85,10 +85,11 @@ class MutantOutcome:
 
 @dataclass
 class MutationScore:
-    """Mutants caught for one exercise, and how the solution itself scored."""
+    """Mutants caught for one exercise, and how the solution itself scored (``None``: the
+    solution was not graded here)."""
 
     notebook: str
-    solution_score: float
+    solution_score: float | None
     max_score: float
     outcomes: list[MutantOutcome] = field(default_factory=list)
 
@@ -197,11 +198,13 @@ def _grade(assignment: Assignment, nb: nbformat.NotebookNode, timeout: float,
 
 
 def score_mutants(path: Path, solutions: Path = ROOT / "solutions", *, timeout: float = 120,
-                  memory_mb: int = 2048) -> MutationScore:
+                  memory_mb: int = 2048, grade_solution: bool = True) -> MutationScore:
     """Grade the solution (whole) and every mutant of the file ``path`` with the real grader.
 
     Each round of mutants is graded on the solution cut after the round's last answer or test
-    cell (``trimmed``); the solution's own full-marks grading runs every cell.
+    cell (``trimmed``); the solution's own full-marks grading runs every cell. With
+    ``grade_solution=False`` it is skipped (``solution_score`` is ``None``): the test suite
+    grades every solution whole once, in ``tests/grading/test_grade.py``.
     """
     from course_utils.grading.grade import load_assignments
 
@@ -212,8 +215,8 @@ def score_mutants(path: Path, solutions: Path = ROOT / "solutions", *, timeout: 
         if mutant.test not in known:
             raise ValueError(f"{path.name}: mutant {mutant.id!r} names test {mutant.test!r}, "
                              f"which {spec.notebook} does not have")
-    solution = _grade(assignment, assignment.solution, timeout, memory_mb)
-    score = MutationScore(spec.notebook, solution.score, solution.max_score)
+    solution = _grade(assignment, assignment.solution, timeout, memory_mb) if grade_solution else None
+    score = MutationScore(spec.notebook, solution.score if solution else None, assignment.max_score)
     for batch in rounds(spec.mutants):
         cut = trimmed(assignment, [gid for m in batch for gid in (m.answer, m.test)])
         result = _grade(cut, submission(cut.solution, {m.answer: m.source for m in batch}),
@@ -235,8 +238,8 @@ def format_scores(scores: list[MutationScore]) -> str:
     01_x.ipynb  0/0             9/9
     """
     rows = [("exercise", "mutants caught", "solution")]
-    rows += [(s.notebook, f"{s.caught}/{s.total}", f"{s.solution_score:g}/{s.max_score:g}")
-             for s in scores]
+    rows += [(s.notebook, f"{s.caught}/{s.total}", "not graded" if s.solution_score is None
+              else f"{s.solution_score:g}/{s.max_score:g}") for s in scores]
     if len(scores) > 1:
         rows.append(("total", f"{sum(s.caught for s in scores)}/{sum(s.total for s in scores)}",
                      ""))

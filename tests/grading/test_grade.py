@@ -89,6 +89,11 @@ def test_every_solution_scores_full_marks(course: tuple[Path, list]) -> None:
         failing = {t.grade_id: t.message for t in r.tests if t.status != "pass"}
         assert r.status == "graded" and not failing, f"{r.notebook}: {failing}"
         assert r.score == r.max_score > 0
+        # every cell runs cleanly, as nbval would check (solutions/ is not run under nbval:
+        # this grading executes each solution whole, in the sandbox, through the grader)
+        raised = {c.index: c.ename for c in r.cells if c.status != "ok"}
+        assert not raised and len(r.cells) == sum(
+            c.cell_type == "code" for c in _read("solutions", r.notebook).cells), raised
 
 
 def test_every_exercise_scores_zero_and_raises_exactly_in_its_tagged_cells(

@@ -304,6 +304,18 @@ def launch_chromium(playwright: Any, extra_env: dict[str, str] | None = None) ->
     )
 
 
+@contextmanager
+def open_chromium(playwright: Any, watch: ProcessWatch) -> Iterator[Any]:
+    """``launch_chromium`` for a ``with`` block: the process list is snapshot before the
+    browser closes, so that ``watch.survivors()`` afterwards sees everything it started."""
+    chromium = launch_chromium(playwright, extra_env=watch.env)
+    try:
+        yield chromium
+    finally:
+        watch.snapshot()
+        chromium.close()
+
+
 # --- reading JupyterLab's state from the page -------------------------------------------
 
 #: True once the current tab is a notebook whose kernel is connected and idle.

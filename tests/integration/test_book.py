@@ -57,7 +57,7 @@ from tests.integration.browser_support import (
     chromium_missing_reason,
     describe,
     kill_all,
-    launch_chromium,
+    open_chromium,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -360,6 +360,13 @@ def test_record_folds_a_bench_report_into_the_data(tmp_path: Path) -> None:
                                "capacity\n```", measurements.load(tmp_path))
     assert "plan 5 learners per core and 1.2 GB" in page and "commit `def5678`" in page, page
     assert "Think time 5 s" in page and "earlier run" not in page, page
+    # a report that records when and where it was measured (load_test.py since 2026-12-03)
+    (tmp_path / "load.json").write_text(json.dumps({
+        "created": "2026-12-01T10:00:00", "machine": {"cpus": 8, "memory_gb": 32, "python": "3.12"},
+        "rows": load["rows"][:1], "rule": rule, "think_s": 5}))
+    measurements.record(tmp_path / "load.json", "def5678", tmp_path)
+    page = measurements.render("```{measured} workshop-load.json capacity\n```", measurements.load(tmp_path))
+    assert "Measured on 2026-12-01" in page and "8 cores, 32 GB, Python 3.12" in page, page
     with pytest.raises(ValueError, match="neither"):
         (tmp_path / "other.json").write_text("{}")
         measurements.record(tmp_path / "other.json", "abc1234", tmp_path)
@@ -587,13 +594,8 @@ def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     watch = ProcessWatch()
-    with sync_playwright() as driver:
-        chromium = launch_chromium(driver, extra_env=watch.env)
-        try:
-            yield chromium
-        finally:
-            watch.snapshot()
-            chromium.close()
+    with sync_playwright() as driver, open_chromium(driver, watch) as chromium:
+        yield chromium
     survivors = watch.survivors()
     kill_all(survivors)
     assert not survivors, f"processes left behind by Chromium (now killed):\n{describe(survivors)}"

@@ -44,6 +44,7 @@ from tests.integration.browser_support import (
     explain_failure,
     kill_all,
     launch_chromium,
+    open_chromium,
     screenshot,
     start_lab,
     stop_lab,
@@ -150,12 +151,8 @@ def playwright(processes: ProcessWatch) -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def browser(playwright: Any, processes: ProcessWatch) -> Iterator[Any]:
-    chromium = launch_chromium(playwright, extra_env=processes.env)
-    try:
+    with open_chromium(playwright, processes) as chromium:
         yield chromium
-    finally:
-        processes.snapshot()
-        chromium.close()
 
 
 @pytest.fixture

@@ -1,8 +1,8 @@
 """Compatibility with the real nbgrader (0.9.6), installed in its own venv ``.venv-nbgrader``.
 
-The venv is created on first use (``pip install nbgrader==0.9.6``, about a minute; it needs
-the package registry) and reused afterwards; a file lock keeps parallel pytest workers
-from building it twice. Learners never need it: it is only for this module. Set
+The venv is built by ``make test`` before pytest starts, or on first use here (see
+``nbgrader_env.py``; a file lock keeps parallel pytest workers from building it twice).
+Learners never need it: it is only for this module. Set
 ``COURSE_SKIP_NBGRADER=1`` to skip these tests explicitly (e.g. offline); they then show
 as skipped, never as passed.
 
@@ -24,7 +24,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import venv
 from pathlib import Path
 
 import nbformat
@@ -33,10 +32,10 @@ from filelock import FileLock
 
 from course_utils.grading import notebook_format as fmt
 from course_utils.grading.build import RAISES_TAG, build_exercise, exercise_bytes
+from tests.integration import nbgrader_env
 
 ROOT = Path(__file__).resolve().parents[2]
-NBGRADER_VERSION = "0.9.6"
-VENV = ROOT / ".venv-nbgrader"
+VENV = nbgrader_env.VENV
 SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
 
 pytestmark = [
@@ -46,28 +45,15 @@ pytestmark = [
 ]
 
 
-def _python() -> Path:
-    return VENV / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python")
-
-
 @pytest.fixture(scope="module")
 def nbgrader_python() -> Path:
-    """The nbgrader venv's python, created once (under a lock) and then reused."""
-    stamp = VENV / f".installed-nbgrader-{NBGRADER_VERSION}"
+    """The nbgrader venv's python, built once (under a lock, as workers may race) and reused."""
     lock = Path(tempfile.gettempdir()) / f"venv-nbgrader-{hashlib.sha1(bytes(VENV)).hexdigest()}"
     with FileLock(f"{lock}.lock", timeout=900):
-        if not stamp.exists():
-            if VENV.exists():
-                shutil.rmtree(VENV)
-            venv.EnvBuilder(with_pip=True).create(VENV)
-            done = subprocess.run(
-                [str(_python()), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                 f"nbgrader=={NBGRADER_VERSION}"], capture_output=True, text=True, timeout=900)
-            assert done.returncode == 0, (
-                f"could not install nbgrader {NBGRADER_VERSION} into {VENV} (it needs the "
-                f"package registry; set COURSE_SKIP_NBGRADER=1 to skip):\n{done.stderr[-3000:]}")
-            stamp.touch()
-    return _python()
+        try:
+            return nbgrader_env.ensure()
+        except RuntimeError as error:
+            pytest.fail(str(error))
 
 
 def _run(python: Path, script: str, *args: str, cwd: Path | None = None) -> str:

@@ -42,3 +42,11 @@ def test_cli_usage_and_unknown_command() -> None:
 
     assert main([]) == 0
     assert main(["no-such-command"]) == 2
+
+
+def test_the_top_level_doctor_stays_the_function_after_its_module_is_imported() -> None:
+    script = ("import importlib, course_utils; importlib.import_module('course_utils.doctor');"
+              "from course_utils import doctor; print(callable(doctor), doctor.__module__)")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=120)
+    assert result.stdout.split() == ["True", "course_utils.doctor"], result.stderr
