@@ -7,6 +7,8 @@ reading down the list:
 - ``notebook_format``: markers, nbgrader schema-3 metadata, stubs and checksums (pure);
 - ``build``: ``solutions/`` -> ``exercises/`` (``python -m course_utils build``);
 - ``records``: the result records (statuses) every later stage fills or reads;
+- ``names``: learner ids from folder names (one to one), look-alike names, file names that
+  never clash on a case-insensitive file system;
 - ``assignment``: a solution with its exercise; the gradebook's columns, the visible tests;
 - ``intake``: which entries of ``submissions/`` are learners; read a notebook safely;
 - ``assemble``: the submission put on its solution's skeleton, cells in running order;
@@ -17,7 +19,7 @@ reading down the list:
 - ``verdict``: proof nonces, hidden-test split, canaries, the hook audit, per-test status;
 - ``feedback``: the learner's HTML page and the table ``check`` prints (records only);
 - ``gradebook``: the output layout (``grades.csv``, ``results/``, ``feedback/``), read and
-  written only here, and the one ``write_atomically``;
+  written only here (a shard's copied without following a link), and the one ``write_atomically``;
 - ``report``: kept for old imports (``feedback`` and ``gradebook`` with ``Assignment``s);
 - ``grade``: one notebook and a batch, orchestration only;
 - ``check``: grade one's own notebook and print a table (``python -m course_utils check``);

@@ -239,5 +239,5 @@ def grade_submissions(submissions: Path, out: Path, *, solutions: Path = SOLUTIO
     if live_kernels():
         raise RuntimeError(f"{live_kernels()} kernel(s) still running; gradebook not written")
     gradebook.write_reports(results, Path(out), gradebook_columns(assignments),
-                            visible_tests(assignments))
+                            visible_tests(assignments), intake.learner_ids(Path(submissions), roster or []))
     return results

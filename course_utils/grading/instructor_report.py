@@ -6,7 +6,9 @@
 ``results/<student>/<notebook>.json``. The page, one self-contained HTML file, shows
 
 - the learners who need a look: a notebook that is missing, unreadable, unknown or not
-  graded (``grader_error``), a question ``missing`` or not graded, a note about tampering;
+  graded (``grader_error``), a question ``missing`` or not graded, a note about tampering, a
+  name that looks like another learner's (``names.lookalikes``: case, spaces, invisible or
+  look-alike letters), each look-alike group listed with its names spelled out;
 - per notebook, the pass rate of each question (a stacked bar: pass, fail, error, other) and
   the distribution of scores (a histogram);
 - per question, the most common failure messages, grouped after numbers and whitespace are
@@ -40,13 +42,14 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from course_utils.grading import gradebook
-from course_utils.grading.gradebook import GRADEBOOK, write_atomically
+from course_utils.grading.gradebook import GRADEBOOK, cell_text, write_atomically
+from course_utils.grading.names import lookalikes
 from course_utils.style import PALETTE
 
 __all__ = [
     "Row", "FailureGroup", "load_output", "normalise_message", "group_failures",
-    "attention", "not_submitted", "pass_rates", "pass_rate_figure", "score_figure", "report_html",
-    "write_report",
+    "attention", "lookalike_groups", "not_submitted", "pass_rates", "pass_rate_figure",
+    "score_figure", "report_html", "write_report",
 ]
 
 #: Test statuses drawn as their own colour; any other status is drawn as "other".
@@ -121,7 +124,7 @@ def load_output(out: Path) -> tuple[list[Row], list[str]]:
     if has_gradebook:
         try:
             for line, record in enumerate(gradebook.read_gradebook_records(out), start=2):
-                student, notebook = record.get("student_id"), record.get("notebook")
+                student, notebook = (cell_text(record.get(k) or "") for k in ("student_id", "notebook"))
                 if not student or not notebook:
                     problems.append(f"{GRADEBOOK} line {line}: no student_id or notebook")
                     continue
@@ -227,9 +230,29 @@ def group_failures(rows: list[Row], notebook: str, grade_id: str,
     return found[:top]
 
 
+def lookalike_groups(rows: Iterable[Row]) -> list[list[str]]:
+    """The learners whose names look alike (one per name), group by group.
+
+    >>> lookalike_groups([Row("ada", "n", "graded"), Row("Ada", "n", "graded"), Row("bo", "n", "x")])
+    [['Ada', 'ada']]
+    """
+    return lookalikes({row.student_id for row in rows})
+
+
+def _spelled(name: str) -> str:
+    """A name with every invisible or non-ASCII character spelled out, quoted.
+
+    >>> print(_spelled("ad\u0430 "), _spelled("a\u200bda"))
+    'ad\u0430 ' 'a\u200bda'
+    """
+    return ascii(name)
+
+
 def attention(rows: list[Row]) -> list[tuple[Row, list[str]]]:
     """Rows that need a look, each with its reasons: a notebook not graded as usual, a
-    question missing or not graded, or a note about tampering."""
+    question missing or not graded, a note about tampering, or a learner whose name looks
+    like another's."""
+    alike = {name: group for group in lookalike_groups(rows) for name in group}
     flagged = []
     for row in rows:
         reasons = []
@@ -239,6 +262,10 @@ def attention(rows: list[Row]) -> list[tuple[Row, list[str]]]:
         reasons += [f"{n} question(s) {status}" for status, n in sorted(odd.items())]
         tampering = [note for note in row.notes if "tamper" in note.lower()]
         reasons += [f"note: {note}" for note in tampering]
+        if row.student_id in alike:
+            reasons.append("name looks like " + ", ".join(
+                _spelled(n) for n in alike[row.student_id] if n != row.student_id)
+                + ": separate learners, or one learner twice?")
         if reasons:
             flagged.append((row, reasons))
     return flagged
@@ -420,6 +447,13 @@ def report_html(out: Path) -> str:
         parts.append("<p>Notebooks: " + " · ".join(
             f'<a href="#{anchors[nb]}">{_e(nb)}</a>' for nb in rates) + "</p>")
     parts += _attention_html(rows)
+    groups = lookalike_groups(rows)
+    if groups:
+        parts.append(f'<h3 id="lookalikes">{len(groups)} group(s) of learner names that look alike</h3>'
+                     "<p>Graded as separate learners: check whether each group is one learner "
+                     "(handed in twice) or several.</p><ul>")
+        parts += [f"<li>{_e(', '.join(_spelled(n) for n in group), NOTE_CHARS)}</li>" for group in groups]
+        parts.append("</ul>")
     missing = not_submitted(rows)
     if missing:
         parts.append("<h3>No file handed in</h3><ul>")

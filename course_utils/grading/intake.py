@@ -2,7 +2,9 @@
 
 ``learner_entries`` is the one definition of which entries of the submissions folder are
 learners (every name not starting with ``.``, a stray file included: it gets a ``missing``
-row); ``learner_notebooks`` lists what to grade and the ``missing`` rows.
+row); a learner's id is ``names.shown_name`` of the folder's name (one to one, whatever its
+bytes), and ``learner_ids`` lists the class; ``learner_notebooks`` lists what to grade and the
+``missing`` rows.
 
 ``read_submission`` opens the file with ``O_NOFOLLOW | O_NONBLOCK`` (a symlink to a secret
 or to ``/dev/zero`` is refused, a named pipe cannot block us), checks it is a regular file
@@ -19,17 +21,18 @@ from __future__ import annotations
 import json
 import os
 import stat
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import nbformat
 
+from course_utils.grading.names import shown_name
 from course_utils.grading.records import NotebookResult
 
 __all__ = ["MAX_NOTEBOOK_BYTES", "read_bytes_safely", "structure_problems", "read_submission",
            "parse_submission", "read_roster", "shown_name", "learner_entries", "learner_folders",
-           "learner_notebooks", "unknown_notebook"]
+           "learner_ids", "learner_notebooks", "unknown_notebook"]
 
 MAX_NOTEBOOK_BYTES = 20 * 2**20
 _CELL_TYPES = ("code", "markdown", "raw")
@@ -155,16 +158,6 @@ def read_roster(path: Path) -> list[str]:
     return ids
 
 
-def shown_name(name: str) -> str:
-    """A file or folder name as text that can be written anywhere: bytes that are not
-    UTF-8 become backslash escapes.
-
-    >>> shown_name("ada"), shown_name(os.fsdecode(b"x\\xff.ipynb"))
-    ('ada', 'x\\\\xff.ipynb')
-    """
-    return os.fsencode(name).decode("utf-8", "backslashreplace")
-
-
 def learner_entries(submissions: Path) -> list[Path]:
     """Everything in ``submissions`` that gets a gradebook row (a stray file gets a
     ``missing`` row too), sorted by name."""
@@ -174,6 +167,13 @@ def learner_entries(submissions: Path) -> list[Path]:
 def learner_folders(submissions: Path) -> list[Path]:
     """The learners' folders in ``submissions``, as the grader lists them."""
     return [p for p in learner_entries(submissions) if p.is_dir() and not p.is_symlink()]
+
+
+def learner_ids(submissions: Path, roster: Iterable[str] = ()) -> list[str]:
+    """The gradebook id of every learner of the class, sorted: each entry of
+    ``submissions`` (``shown_name`` of its name) and each roster entry."""
+    ids = {shown_name(p.name) for p in learner_entries(submissions)}
+    return sorted(ids | {shown_name(s) for s in roster})
 
 
 def _missing(student: str, note: str) -> NotebookResult:
@@ -203,8 +203,9 @@ def learner_notebooks(submissions: Path, roster: list[str],
             others = sorted(shown_name(p.name) for p in folder.iterdir())[:5]
             missing.append(_missing(student, "no notebook (*.ipynb) in the folder" + (
                 f"; found: {', '.join(others)}" if others else "")))
+    roster_ids = dict.fromkeys(shown_name(s) for s in roster)  # escaped as folder names are
     missing += [_missing(student, "on the roster, but no folder was handed in")
-                for student in roster if student not in seen and (include is None or include(student))]
+                for student in roster_ids if student not in seen and (include is None or include(student))]
     return tasks, missing
 
 

@@ -8,12 +8,16 @@ as Slurm's ``--array=1-N``). The hash depends only on the learner's folder name,
 machine picks the same learners, and adding or removing a learner moves nobody else.
 
 A sharded run grades its learners' folders (and roster entries) with the ordinary grader and writes
-``OUT/shard.json``: which shard it is, every learner it owned, a digest of the solutions and
-the grading options. ``merge`` checks those records before it writes anything, and refuses,
-naming the outputs and learners, shards of different N, a missing or repeated shard,
-a learner in two shards, and outputs graded with other solutions or other options. The
-merged ``grades.csv`` (written last, atomically), ``results/`` and ``feedback/`` are what one
-unsharded run gives.
+``OUT/shard.json``: which shard it is, every learner it owned (``students``), every learner of
+the class (``class``), a digest of the solutions and the grading options. ``merge`` checks
+every shard before it writes anything, and refuses, naming the outputs and learners, shards
+of different N, a missing or repeated shard, a learner in two shards, outputs graded with
+other solutions, options or class lists; a shard whose ``grades.csv`` is not what the grader
+writes from its own results JSON, that lacks a learner its record (or the class) gives it,
+or holds a file no row accounts for; and any symbolic link, special file or hard-linked file
+in a shard. It reads files without following links and creates each file it writes
+(``gradebook.read_output_file``, ``write_new_file``). The merged ``grades.csv`` (written
+last, atomically), ``results/`` and ``feedback/`` are what one unsharded run gives.
 
 The command lines are ``cli``'s: the functions here take explicit arguments and print nothing.
 
@@ -28,7 +32,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import shutil
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,8 +40,8 @@ from pathlib import Path
 import nbformat
 
 from course_utils.grading import gradebook
-from course_utils.grading.gradebook import GRADEBOOK, PER_LEARNER, write_atomically
-from course_utils.grading.intake import learner_entries, learner_folders, shown_name
+from course_utils.grading.gradebook import FIXED_COLUMNS, GRADEBOOK, PER_LEARNER, write_atomically
+from course_utils.grading.intake import learner_folders, learner_ids, shown_name
 
 __all__ = [
     "MANIFEST", "SCHEME", "ShardError", "Shard", "shard_of", "learner_folders",
@@ -138,10 +141,10 @@ def sharded(shard: Shard | None, submissions: Path, out: Path, solutions: Path,
     if shard is None:
         yield None
         return
-    names = [shown_name(p.name) for p in learner_entries(submissions)] + list(roster)
+    names = learner_ids(submissions, roster)
     record = {
         "shard": shard.index, "of": shard.count, "scheme": SCHEME,
-        "students": sorted({n for n in names if shard.owns(n)}),
+        "students": [n for n in names if shard.owns(n)], "class": names,
         "solutions_sha256": solutions_digest(solutions),
         "options": {k: str(v) for k, v in sorted(options.items())},
     }
@@ -171,9 +174,17 @@ class _Part:
     manifest: dict
     header: list[str]
     rows: list[list[str]]
+    files: list[tuple[str, ...]]
 
     def __str__(self) -> str:
         return f"shard {self.shard} ({self.folder})"
+
+
+def _read(folder: Path, name: str) -> str:
+    try:
+        return gradebook.read_output_file(folder, (name,)).decode("utf-8")
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ShardError(f"{folder / name}: cannot be read as the grader writes it ({error})") from None
 
 
 def _load(folder: Path) -> _Part:
@@ -181,36 +192,48 @@ def _load(folder: Path) -> _Part:
     manifest_path = folder / MANIFEST
     if not folder.is_dir():
         raise ShardError(f"{folder}: not a folder")
-    if not manifest_path.is_file():
+    try:  # nothing is read until no link and no special file is left anywhere in it
+        files = gradebook.output_files(folder)
+    except (OSError, ValueError) as error:
+        raise ShardError(f"{folder}: {error}. A grading output holds only files the grader "
+                         "wrote; grade that shard again into an empty folder") from None
+    if (MANIFEST,) not in files:
         raise ShardError(f"{folder}: no {MANIFEST}, so it is not the output of "
                          "`grade --shard I/N` (an unsharded output needs no merge)")
     try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        manifest = json.loads(_read(folder, MANIFEST))
         shard = Shard.parse(f"{manifest['shard']}/{manifest['of']}")
-        students = manifest["students"]
-    except (ValueError, KeyError, TypeError) as error:
+        students, everyone = manifest["students"], manifest["class"]
+        if not all(isinstance(s, str) for s in [*students, *everyone]):
+            raise TypeError("student ids must be strings")
+    except KeyError as error:
+        raise ShardError(f"{manifest_path}: not a shard record of this version (no {error}); "
+                         "grade every shard with this version of the grader") from None
+    except (ValueError, TypeError) as error:
         raise ShardError(f"{manifest_path}: not a shard record ({error})") from None
     if manifest.get("scheme") != SCHEME:
         raise ShardError(f"{manifest_path}: learners were assigned with {manifest.get('scheme')!r}, "
                          f"this version assigns {SCHEME!r}; grade every shard with one version")
     strays = [s for s in students if shard_of(s, shard.count) != shard.index]
+    strays += [f"{s} (not in its class)" for s in students if s not in everyone]
     if strays:
         raise ShardError(f"{manifest_path} lists learner(s) of other shards: "
                          f"{', '.join(map(repr, strays[:10]))}; the record was edited or corrupted")
     path = gradebook.gradebook_path(folder)
-    if not path.is_file():
+    if (GRADEBOOK,) not in files:
         raise ShardError(f"{folder}: no {GRADEBOOK}; did that shard's grading finish?")
-    text = gradebook.read_gradebook_text(folder)  # the \r\n endings kept
+    text = _read(folder, GRADEBOOK)  # the \r\n endings kept
     table = gradebook.parse_csv(text)
     if not table:
         raise ShardError(f"{path}: empty, not even a header row")
     header, rows = table[0], table[1:]
-    if any(len(row) < 2 for row in rows):
-        raise ShardError(f"{path}: a row without student_id and notebook; was it edited?")
+    if header[:len(FIXED_COLUMNS)] != list(FIXED_COLUMNS) or any(len(row) != len(header) for row in rows):
+        raise ShardError(f"{path}: not the grader's columns ({', '.join(FIXED_COLUMNS)}, then "
+                         "one per question) on every row; was it edited?")
     if gradebook.csv_text(header, rows) != text:
         raise ShardError(f"{path}: not written the way the grader writes gradebooks, so a "
                          "merge could not reproduce it; was it edited?")
-    return _Part(folder, shard, manifest, header, rows)
+    return _Part(folder, shard, manifest, header, rows, files)
 
 
 def _check(parts: list[_Part]) -> None:
@@ -222,10 +245,11 @@ def _check(parts: list[_Part]) -> None:
         raise ShardError(f"the outputs split the class differently: {listing(parts)}. "
                          "Merge the N outputs of one --shard I/N run")
     count = parts[0].shard.count
-    for key, what in (("solutions_sha256", "solutions"), ("options", "grading options")):
+    for key, what in (("solutions_sha256", "solutions"), ("options", "grading options"),
+                      ("class", "class lists (submissions/ and roster)")):
         values = [json.dumps(p.manifest.get(key), sort_keys=True) for p in parts]
         if len(set(values)) > 1:
-            detail = "; ".join(f"{p}: {v}" for p, v in zip(parts, values))
+            detail = "; ".join(f"{p}: {v[:200]}" for p, v in zip(parts, values))
             raise ShardError(f"the shards were graded with different {what}, so their grades do "
                              f"not compare: {detail}. Grade every shard with the same ones")
     by_index: dict[int, list[_Part]] = {}
@@ -248,31 +272,86 @@ def _check(parts: list[_Part]) -> None:
                 raise ShardError(f"overlapping shards: learner {student!r} is in {owner[student]} "
                                  f"and in {p}")
             owner[student] = p
+    everyone = parts[0].manifest["class"]
     for p in parts:
         if p.header != parts[0].header:
             raise ShardError(f"the gradebooks have different columns: {parts[0]} has "
                              f"{parts[0].header}, {p} has {p.header}")
-        strays = sorted({row[0] for row in p.rows} - set(p.manifest["students"]))
-        strays += sorted(
-            f"{folder}/{child.name}" for folder in PER_LEARNER if (p.folder / folder).is_dir()
-            for child in (p.folder / folder).iterdir()
-            if child.name not in p.manifest["students"])
-        if strays:
-            raise ShardError(f"{p} holds results of learners it did not grade: "
-                             f"{', '.join(strays[:10])}; grade each shard into an empty folder")
+        listed = set(p.manifest["students"])
+        dropped = [s for s in everyone if p.shard.owns(s) and s not in listed]
+        if dropped:
+            raise ShardError(f"{p} does not list learner(s) {', '.join(map(repr, dropped[:10]))} "
+                             f"of its class in its {MANIFEST}; was it edited? Grade that shard again")
+        _check_rows(p, everyone)
 
 
-def _copy_tree(source: Path, target: Path, origin: dict[Path, Path]) -> None:
-    """Copy ``source`` into ``target``; two shards never write the same file."""
-    for path in sorted(source.rglob("*")):
-        if path.is_dir():
+def _check_rows(p: _Part, everyone: list[str]) -> None:
+    """The shard's gradebook, its results JSON and its files tell one story, learner by learner."""
+    students = set(p.manifest["students"])
+    rows = [(gradebook.cell_text(row[0]), gradebook.cell_text(row[1]), row) for row in p.rows]
+    strays = sorted({student for student, _, _ in rows} - students)
+    paths = gradebook.page_paths(((s, nb, row[4]) for s, nb, row in rows), everyone)
+    folders = gradebook.page_folders(everyone)
+    mine = {folders[s] for s in students}
+    strays += sorted(f"{folder}/{shown_name(child.name)}" for folder in PER_LEARNER
+                     if (p.folder / folder).is_dir()
+                     for child in (p.folder / folder).iterdir() if child.name not in mine)
+    if strays:
+        raise ShardError(f"{p} holds results of learners it did not grade: "
+                         f"{', '.join(strays[:10])}; grade each shard into an empty folder")
+    absent = sorted(students - {student for student, _, _ in rows})
+    if absent:
+        raise ShardError(f"{p} has no {GRADEBOOK} row for learner(s) {', '.join(map(repr, absent[:10]))} "
+                         f"that its {MANIFEST} lists; was a learner removed? Grade that shard again")
+    files = {"/".join(f) for f in p.files if f[0] in PER_LEARNER}
+    expected = set()
+    for student, notebook, row in rows:
+        where = f"{p}: learner {student!r}, notebook {notebook!r}"
+        if not notebook:
+            if row != gradebook.record_row({"student_id": student, "notebook": "", "score": 0,
+                                            "max_score": 0, "status": "missing", "tests": []},
+                                           p.header[len(FIXED_COLUMNS):]):
+                raise ShardError(f"{where}: a row without a notebook that is not a 'missing' row "
+                                 f"with no points ({row[2:5]}); was {GRADEBOOK} edited?")
             continue
-        destination = target / path.relative_to(source)
+        result, page = paths[student, notebook]
+        expected |= {result, page}
+        if result not in files or page not in files:
+            if row[4] == "grader_error" and row[2] == "0" and result not in files and page not in files:
+                continue  # its pages could not be written; the row says so
+            raise ShardError(f"{where}: {result} or {page} is missing; grade that shard again")
+        try:
+            record = json.loads(gradebook.read_output_file(p.folder, tuple(result.split("/"))))
+            said = gradebook.record_row(record, p.header[len(FIXED_COLUMNS):])
+        except (ValueError, KeyError, TypeError) as error:
+            raise ShardError(f"{where}: {result} is not a result record ({error})") from None
+        if said != row:
+            raise ShardError(f"{where}: {GRADEBOOK} says {row[2:]} but {result} says {said[2:]} "
+                             f"(score, max_score, status, points); one was edited. Grade that shard again")
+    extra = sorted(files - expected)
+    if extra:
+        raise ShardError(f"{p} holds file(s) no {GRADEBOOK} row accounts for: {', '.join(extra[:10])}; "
+                         "grade each shard into an empty folder")
+
+
+def _copy_tree(part: _Part, target: Path, origin: dict[Path, str]) -> None:
+    """Copy the shard's ``results/`` and ``feedback/`` into ``target``: bytes read without
+    following a link, written to files created here (``FILE_MODE``); two shards never write
+    the same file."""
+    for parts in part.files:
+        if parts[0] not in PER_LEARNER:
+            continue
+        destination = target.joinpath(*parts)
+        source = f"{part.folder}/{'/'.join(parts)}"
         if destination in origin:
-            raise ShardError(f"{path} and {origin[destination]} would both become {destination}")
-        origin[destination] = path
+            raise ShardError(f"{source} and {origin[destination]} would both become {destination}")
+        origin[destination] = source
+        try:
+            data = gradebook.read_output_file(part.folder, parts)
+        except ValueError as error:
+            raise ShardError(f"{part}: {error}; it changed during the merge") from None
         destination.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, destination)
+        gradebook.write_new_file(destination, data)
 
 
 def merge_outputs(outputs: list[Path], out: Path) -> list[str]:
@@ -285,17 +364,15 @@ def merge_outputs(outputs: list[Path], out: Path) -> list[str]:
     parts = [_load(folder) for folder in outputs]
     _check(parts)
     warnings = []
-    skipped = sorted({child.name for p in parts for child in p.folder.iterdir()
-                      if child.is_file() and child.name not in (MANIFEST, GRADEBOOK)})
+    skipped = sorted({shown_name(f[0]) for p in parts for f in p.files
+                      if f[0] not in (MANIFEST, GRADEBOOK, *PER_LEARNER)})
     if skipped:
         warnings.append(f"not merged: {', '.join(skipped)} (files of a single shard; for the "
                         f"class report run `python -m course_utils report {out}`)")
     out.mkdir(parents=True, exist_ok=True)
-    origin: dict[Path, Path] = {}
+    origin: dict[Path, str] = {}
     for p in parts:
-        for child in sorted(p.folder.iterdir()):
-            if child.is_dir():
-                _copy_tree(child, out / child.name, origin)
+        _copy_tree(p, out, origin)
     rows = sorted((row for p in parts for row in p.rows), key=lambda row: (row[0], row[1]))
     write_atomically(gradebook.gradebook_path(out), gradebook.csv_text(parts[0].header, rows))
     return warnings

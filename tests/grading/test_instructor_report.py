@@ -23,7 +23,9 @@ import nbformat
 import pytest
 
 from course_utils.__main__ import main as cli
+from course_utils.grading import gradebook
 from course_utils.grading import instructor_report as ir
+from course_utils.grading.records import NotebookResult
 from tests.integration.browser_support import chromium_missing_reason, launch_chromium
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -259,3 +261,23 @@ def test_the_report_reads_a_real_grading_output(tmp_path: Path) -> None:
         ("broken", ["notebook unreadable"])]
     page = (tmp_path / "out" / "report.html").read_text()
     assert "not answered yet" in page and page.count("<img") == 2
+
+
+def test_look_alike_learners_are_flagged_and_spelled_out(tmp_path: Path) -> None:
+    five = ["ada", "ada ", "Ada", "ad\u0430", "a\u200bda"]  # issue 25's five folders
+    rows = [NotebookResult(s, NB01, 1.0, 2.0, "graded") for s in [*five, "grace"]]
+    gradebook.write_reports(rows, tmp_path, [], {}, [*five, "grace"])
+    loaded, problems = ir.load_output(tmp_path)
+    assert problems == []
+    flagged = {row.student_id: reasons for row, reasons in ir.attention(loaded)}
+    assert sorted(flagged) == sorted(five)
+    assert "'ad\\u0430'" in flagged["ada"][0] and "'a\\u200bda'" in flagged["ada"][0]
+    page = ir.report_html(tmp_path)
+    assert "1 group(s) of learner names that look alike" in page
+    assert "&#x27;ada &#x27;" in page and "&#x27;ad\\u0430&#x27;" in page  # visible spellings
+
+
+def test_a_formula_like_id_is_one_learner_in_the_report(tmp_path: Path) -> None:
+    gradebook.write_reports([NotebookResult("=1+1", NB01, 1.0, 2.0, "graded")], tmp_path, [], {})
+    rows, problems = ir.load_output(tmp_path)
+    assert [r.student_id for r in rows] == ["=1+1"] and problems == []

@@ -11,6 +11,7 @@ import pytest
 from course_utils.grading.intake import (
     learner_entries,
     learner_folders,
+    learner_ids,
     learner_notebooks,
     read_roster,
     read_submission,
@@ -95,3 +96,16 @@ def test_an_unknown_notebook_names_the_expected_ones(tmp_path: Path) -> None:
     row = unknown_notebook("ada", tmp_path / os.fsdecode(b"x\xff.ipynb"), ["01.ipynb", "02.ipynb"])
     assert (row.status, row.notebook, row.score) == ("unknown_notebook", "x\\xff.ipynb", 0.0)
     assert "expected one of: 01.ipynb, 02.ipynb" in row.notes[0]
+
+
+def test_a_folder_named_like_anothers_escape_is_another_learner(tmp_path: Path) -> None:
+    # issue 25: b"bad\xfe" + b"name" is shown as bad\xfename; a folder literally named so
+    # got the same id, and one learner's results overwrote the other's
+    for raw in (b"bad\xfename", b"bad\\xfename", b"bad\\x5cxfename"):
+        (tmp_path / os.fsdecode(raw)).mkdir()
+        (tmp_path / os.fsdecode(raw) / "01.ipynb").write_text("{}")
+    tasks, missing = learner_notebooks(tmp_path, [])
+    ids = [student for student, _ in tasks]
+    assert len(set(ids)) == 3 and not missing, ids
+    assert "bad\\xfename" in ids  # the non-UTF-8 name keeps today's id
+    assert learner_ids(tmp_path, ["bad\\xfename"]) == sorted(ids)  # the roster, escaped alike

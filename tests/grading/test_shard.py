@@ -16,19 +16,22 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import stat
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import nbformat
 import pytest
 
 from course_utils.__main__ import main as cli
+from course_utils.grading import gradebook, records, shard
 from course_utils.grading import notebook_format as fmt
-from course_utils.grading import shard
 from course_utils.grading.cli import grade_main
-from course_utils.grading.intake import learner_folders
+from course_utils.grading.intake import learner_ids
+from course_utils.grading.records import NotebookResult
 from course_utils.grading.shard import Shard, ShardError, merge_outputs, shard_of
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -91,20 +94,14 @@ def _submissions(root: Path, names: list[str]) -> Path:
 
 
 def _fake_shard(subs: Path, out: Path, index: int, count: int, timeout: float = 60) -> Path:
-    """A shard output from the real ``sharded`` wrapper around a stand-in grader."""
+    """A shard output from the real ``sharded`` wrapper and the real ``write_reports``
+    around a stand-in grader (1 point of 2 for everyone)."""
     options = {"timeout": timeout, "memory_mb": 2048}
     with shard.sharded(Shard(index, count), subs, out, SOLUTIONS, options) as include:
-        out.mkdir(parents=True, exist_ok=True)
-        with open(out / "grades.csv", "w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["student_id", "notebook", "score", "max_score", "status", "q1"])
-            for folder in learner_folders(subs):
-                if not include(folder.name):
-                    continue
-                writer.writerow([folder.name, NB01, "1", "2", "graded", "1"])
-                for kind in ("results", "feedback"):
-                    (out / kind / folder.name).mkdir(parents=True)
-                    (out / kind / folder.name / f"01.{kind}").write_text(folder.name)
+        rows = [NotebookResult(student, NB01, 1.0, 2.0, "graded",
+                               [records.TestResult("q1", 1.0, 2.0, "fail", "", 0.1)])
+                for student in learner_ids(subs) if include(student)]
+        gradebook.write_reports(rows, out, ["q1"], {NB01: {"q1": "assert q1"}}, learner_ids(subs))
     return out
 
 
@@ -179,6 +176,125 @@ def test_a_learner_in_two_shards_or_a_stray_result_is_refused(fake: tuple[Path, 
     (claimed / "shard.json").write_text(json.dumps(record))
     with pytest.raises(ShardError, match="learner\\(s\\) of other shards: 'ada'"):
         merge_outputs([outs[0], outs[1], claimed], tmp_path / "m2")
+
+
+def _copy_of(out: Path, target: Path) -> Path:
+    shutil.copytree(out, target, symlinks=True)
+    return target
+
+
+def _rewrite_gradebook(out: Path, edit: Callable[[list[list[str]]], list[list[str]]]) -> None:
+    table = gradebook.parse_csv(gradebook.read_gradebook_text(out))
+    rows = edit(table[1:])
+    (out / "grades.csv").write_bytes(gradebook.csv_text(table[0], rows).encode())
+
+
+def test_a_gradebook_edited_against_its_own_results_is_refused(fake: tuple[Path, list[Path]],
+                                                               tmp_path: Path) -> None:
+    # issue 25: grades.csv edited to 11 while the shard's results JSON said 1
+    _, outs = fake
+    edited = _copy_of(outs[1], tmp_path / "edited")
+    _rewrite_gradebook(edited, lambda rows: [[r[0], r[1], "11", *r[3:]] if r[0] == "grace" else r
+                                             for r in rows])
+    with pytest.raises(ShardError, match=r"shard 2/3 .*learner 'grace', notebook '01_layers.*"
+                                         r"grades.csv says \['11'.* but results/grace/01_layers"):
+        merge_outputs([outs[0], edited, outs[2]], tmp_path / "m1")
+    status = _copy_of(outs[1], tmp_path / "status")
+    _rewrite_gradebook(status, lambda rows: [[*r[:4], "tampered", *r[5:]] for r in rows])
+    with pytest.raises(ShardError, match="learner 'barbara'.* says .*tampered"):
+        merge_outputs([outs[0], status, outs[2]], tmp_path / "m2")
+    assert not (tmp_path / "m1").exists() and not (tmp_path / "m2").exists()
+
+
+def test_a_shard_that_drops_a_learner_is_refused(fake: tuple[Path, list[Path]],
+                                                 tmp_path: Path) -> None:
+    # issue 25: a shard silently dropped a learner (rows and pages gone, record intact)
+    _, outs = fake
+    dropped = _copy_of(outs[1], tmp_path / "dropped")
+    _rewrite_gradebook(dropped, lambda rows: [r for r in rows if r[0] != "grace"])
+    for kind in ("results", "feedback"):
+        shutil.rmtree(dropped / kind / "grace")
+    with pytest.raises(ShardError, match=r"shard 2/3 .*no grades.csv row for learner\(s\) 'grace'"):
+        merge_outputs([outs[0], dropped, outs[2]], tmp_path / "m1")
+    # ... and from its shard.json too: the class list every shard records still names her
+    record = json.loads((dropped / "shard.json").read_text())
+    record["students"].remove("grace")
+    (dropped / "shard.json").write_text(json.dumps(record))
+    with pytest.raises(ShardError, match=r"shard 2/3 .*does not list learner\(s\) 'grace'"):
+        merge_outputs([outs[0], dropped, outs[2]], tmp_path / "m2")
+    record["class"].remove("grace")
+    (dropped / "shard.json").write_text(json.dumps(record))
+    with pytest.raises(ShardError, match="different class lists"):
+        merge_outputs([outs[0], dropped, outs[2]], tmp_path / "m3")
+
+
+def test_a_results_file_with_no_row_is_refused(fake: tuple[Path, list[Path]],
+                                               tmp_path: Path) -> None:
+    _, outs = fake
+    extra = _copy_of(outs[1], tmp_path / "extra")
+    (extra / "results" / "grace" / "02_hidden.json").write_text("{}")
+    with pytest.raises(ShardError, match="no grades.csv row accounts for: results/grace/02_hidden.json"):
+        merge_outputs([outs[0], extra, outs[2]], tmp_path / "m")
+
+
+@pytest.mark.parametrize("where", ["results/grace/01_layers_of_a_model.json", "results/grace",
+                                   "feedback/secret.html", "shard.json", "notes.txt"])
+def test_a_link_anywhere_in_a_shard_is_refused(fake: tuple[Path, list[Path]], tmp_path: Path,
+                                               where: str) -> None:
+    # issue 25: a symlink in results/ had merge copy a root-only file into the output, 0644
+    _, outs = fake
+    secret = tmp_path / "secret"
+    secret.write_text('{"root only": true}')
+    secret.chmod(0o600)
+    linked = _copy_of(outs[1], tmp_path / "linked")
+    path = linked / where
+    if path.is_dir():
+        shutil.rmtree(path)
+    path.unlink(missing_ok=True)
+    path.symlink_to(secret)
+    with pytest.raises(ShardError, match=f"linked/{where} is a symbolic link"):
+        merge_outputs([outs[0], linked, outs[2]], tmp_path / "m")
+    assert not (tmp_path / "m").exists()
+
+
+def test_a_pipe_or_a_hard_link_in_a_shard_is_refused(fake: tuple[Path, list[Path]],
+                                                     tmp_path: Path) -> None:
+    _, outs = fake
+    piped = _copy_of(outs[1], tmp_path / "piped")
+    os.mkfifo(piped / "feedback" / "grace" / "pipe.html")
+    with pytest.raises(ShardError, match="pipe.html is a special file"):
+        merge_outputs([outs[0], piped, outs[2]], tmp_path / "m1")
+    linked = _copy_of(outs[1], tmp_path / "hard")
+    os.link(linked / "results" / "grace" / "01_layers_of_a_model.json", tmp_path / "elsewhere")
+    with pytest.raises(ShardError, match="01_layers_of_a_model.json has 2 hard links"):
+        merge_outputs([outs[0], linked, outs[2]], tmp_path / "m2")
+
+
+def test_the_merge_writes_its_own_files_whatever_the_umask_and_the_sources_mode(
+        fake: tuple[Path, list[Path]], tmp_path: Path) -> None:
+    _, outs = fake
+    private = _copy_of(outs[1], tmp_path / "private")
+    (private / "results" / "grace" / "01_layers_of_a_model.json").chmod(0o600)
+    old = os.umask(0o077)
+    try:
+        merge_outputs([outs[0], private, outs[2]], tmp_path / "m")
+    finally:
+        os.umask(old)
+    files = [p for p in (tmp_path / "m").rglob("*") if p.is_file()]
+    assert len(files) == 1 + 2 * 6
+    assert {stat.S_IMODE(p.lstat().st_mode) for p in files} == {0o644}
+
+
+def test_look_alike_learners_in_two_shards_get_separate_folders(tmp_path: Path) -> None:
+    names = ["Ada", "ada", "ADA", "adа"]
+    assert len({shard_of(n, 2) for n in names}) == 2  # they fall into both shards
+    subs = _submissions(tmp_path / "subs", names)
+    outs = [_fake_shard(subs, tmp_path / f"out{i}", i, 2) for i in (1, 2)]
+    merge_outputs(outs, tmp_path / "m")
+    pages = [p.relative_to(tmp_path / "m").as_posix().lower() for p in (tmp_path / "m").rglob("*.json")]
+    assert len(set(pages)) == len(names), pages  # distinct even on a case-insensitive disk
+    notes = [json.loads(p.read_text())["notes"] for p in (tmp_path / "m").rglob("*.json")]
+    assert all(any("looks like yours" in n for n in found) for found in notes), notes
 
 
 def test_unsharded_outputs_and_a_used_target_are_refused(fake: tuple[Path, list[Path]],
