@@ -12,7 +12,8 @@ reading down the list:
 - ``assignment``: a solution with its exercise; the gradebook's columns, the visible tests;
 - ``intake``: which entries of ``submissions/`` are learners; read a notebook safely;
 - ``assemble``: the submission put on its solution's skeleton, cells in running order;
-- ``sandbox``: the bubblewrap command line that isolates a grading kernel;
+- ``seccomp``: the kernel's system-call filter, a classic-BPF program (no keyring, ptrace ...);
+- ``sandbox``: the bubblewrap command line that isolates a grading kernel (filter, tmpfs, uids);
 - ``launcher``: start the kernel under limits it cannot raise;
 - ``kernel``: one grading kernel with per-cell timeouts and restarts;
 - ``probe``: runs inside the kernel: a fingerprint of the hooks that decide a verdict;

@@ -65,6 +65,9 @@ class _Grader:
     def _run(self, source: str, timeout: float, **kwargs: object) -> CellRun:
         generation = self.kernel.generation
         run = self.kernel.run(source, max(0.1, min(timeout, self._remaining())), **kwargs)
+        note = sandbox.disk_full_note(run.evalue, self.kernel.scratch_mb) if run.status == "error" else ""
+        if note and note not in self.result.notes:  # the learner's own disk, said plainly
+            self.result.notes.append(note)
         if self.kernel.generation != generation:
             self._replay()
         return run

@@ -35,15 +35,15 @@ from typing import Any
 from jupyter_client import BlockingKernelClient
 from jupyter_client.connect import write_connection_file
 
-from course_utils.grading import sandbox
-from course_utils.grading.launcher import limits_argv
+from course_utils.grading import sandbox, seccomp
+from course_utils.grading.launcher import LIMITS, limits_argv
 
 __all__ = ["CellRun", "GradingKernel", "KernelStartError", "kernel_env", "DEFAULT_MEMORY_MB",
            "DEFAULT_LIMITS", "live_kernels"]
 
 DEFAULT_MEMORY_MB = 2048
 DEFAULT_LIMITS = {"memory_mb": DEFAULT_MEMORY_MB, "processes": 256, "file_mb": 256,
-                  "cpu_s": 1800}
+                  "cpu_s": 1800, "scratch_mb": sandbox.DEFAULT_SCRATCH_MB}
 _POLL_S = 0.05
 _THREADS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
             "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
@@ -97,7 +97,9 @@ class GradingKernel:
     """A fresh kernel whose working folder is ``scratch``; use as a context manager.
 
     ``sandboxed`` runs it under ``sandbox.wrap`` (Linux with bubblewrap); ``limits`` are the
-    launcher's (``memory_mb``, ``processes``, ``file_mb``, ``cpu_s``; 0 = none).
+    launcher's (``memory_mb``, ``processes``, ``file_mb``, ``cpu_s``; 0 = none) and, sandboxed,
+    ``scratch_mb``: the size of each of its tmpfs (``/home/learner``, ``/tmp``, ``/dev/shm``).
+    Sandboxed, the kernel cannot write to ``scratch`` (its files appear read-only in its home).
     """
 
     def __init__(self, scratch: Path, *, sandboxed: bool, limits: dict[str, int] | None = None,
@@ -112,12 +114,22 @@ class GradingKernel:
         self._kc: Any = None
         self._private: Path | None = None  # sockets and log: never visible to the kernel
         self._init_pid = 0
+        self._uid = 0  # the sandbox uid this kernel holds (sandbox.next_uid), 0 when none
         # The built-in through which the grader's audit runs (``probe.install``): a random
         # name per start, bound to private copies of the probe's code.
         self.probe = ""
 
+    @property
+    def scratch_mb(self) -> int:
+        """The size of each of the kernel's tmpfs in MiB (0 unsandboxed: no tmpfs)."""
+        return int(self.limits.get("scratch_mb", sandbox.DEFAULT_SCRATCH_MB)) if self.sandboxed else 0
+
     def __enter__(self) -> GradingKernel:
-        self.start()
+        try:
+            self.start()
+        except BaseException:  # __exit__ will not run: free the uid and the private folder
+            self.shutdown()
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -132,7 +144,6 @@ class GradingKernel:
         self._private = Path(tempfile.mkdtemp(prefix="course-kernel-"))
         sockets = self._private / "sockets"
         sockets.mkdir()
-        uid = sandbox.next_uid()
         key = secrets.token_hex(32)
         inside = sandbox.SANDBOX_SOCKETS if self.sandboxed else str(sockets)
         kernel_file, info = write_connection_file(
@@ -141,29 +152,35 @@ class GradingKernel:
         home = sandbox.SANDBOX_HOME if self.sandboxed else str(self.scratch)
         # Unsandboxed, RLIMIT_NPROC would count every process of this user (a browser's
         # too), so it is left alone there.
-        limits = self.limits if self.sandboxed else dict(self.limits, processes=0)
+        limits = {name: value for name, value in self.limits.items() if name in LIMITS}
+        limits = limits if self.sandboxed else dict(limits, processes=0)
         inner = [sys.executable, "-P", "-s", "-m", "course_utils.grading.launcher",
                  *limits_argv(limits), "--", sys.executable, "-P", "-s", "-m",
                  "ipykernel_launcher", "-f", f"{inside}/kernel.json",
                  "--HistoryManager.enabled=False", "--IPKernelApp.quiet=True"]
         if self.sandboxed:
-            sandbox.prepare_scratch(self.scratch, uid)
+            self._uid = sandbox.next_uid()  # released once the kernel is dead (_stop)
+            sandbox.prepare_scratch(self.scratch, self._uid)
             os.chmod(sockets, 0o700)
             if os.geteuid() == 0:
-                os.chown(sockets, uid, uid)
-                os.chown(kernel_file, uid, uid)
+                os.chown(sockets, self._uid, self._uid)
+                os.chown(kernel_file, self._uid, self._uid)
+        command, fds = inner, ()
         info_read, info_write = os.pipe()
-        command = sandbox.wrap(inner, self.scratch, sockets, uid, info_fd=info_write) \
-            if self.sandboxed else inner
+        if self.sandboxed:
+            fds = (seccomp.program_fd(), info_write)  # raises where there is no filter
+            command = sandbox.wrap(inner, self.scratch, sockets, self._uid, info_fd=info_write,
+                                   seccomp_fd=fds[0], scratch_mb=self.scratch_mb)
         log = open(self._private / "kernel.log", "wb")
         try:
             self._proc = subprocess.Popen(
                 command, cwd=str(self.scratch), env=kernel_env(home, self.sandboxed),
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-                pass_fds=(info_write,) if self.sandboxed else ())
+                pass_fds=fds)
         finally:
             log.close()
-            os.close(info_write)
+            for fd in {*fds, info_write}:
+                os.close(fd)
         self._init_pid = _read_init_pid(info_read) if self.sandboxed else 0
         with _live_lock:
             _live.add(self._proc.pid)
@@ -176,6 +193,9 @@ class GradingKernel:
         except KernelStartError:
             self._stop()
             raise
+        if self.sandboxed and os.geteuid() == 0:  # its sockets exist: no more writes there
+            for path in (sockets, Path(kernel_file)):
+                os.chown(path, 0, 0)
         self.generation += 1
 
     def _reset_scratch(self) -> None:
@@ -234,6 +254,9 @@ class GradingKernel:
             with _live_lock:
                 _live.discard(self._proc.pid)
             self._proc = None
+        if self._uid:  # every process of that uid is gone
+            sandbox.release_uid(self._uid)
+            self._uid = 0
         if self._private is not None:
             shutil.rmtree(self._private, ignore_errors=True)
             self._private = None

@@ -186,6 +186,8 @@ def _cases(submissions: Path, out: Path, solutions: Path) -> dict[str, tuple]:
                  f"        break\n    if pid == 0:\n        time.sleep({MARKER})\n"
                  f"        os._exit(0)\n    _children += 1\n"
                  f"assert _children < 1000, _children")
+    fill_disk = ("for _i in range(10):\n    with open(f'fill{_i}', 'wb') as _f:\n"
+                 "        for _ in range(32):\n            _f.write(b'x' * 2**20)")
     # red team, round 2
     compilerop = (  # a module global over the built-in `compile` that IPython looks up
         "import ast as _a, builtins as _b\nimport IPython.core.compilerop as _c\n\n"
@@ -304,6 +306,8 @@ def _cases(submissions: Path, out: Path, solutions: Path) -> dict[str, tuple]:
         "shadow_launcher": (prefixed("q1_answer", shadow), "graded", FULL - 2,
                             {"q1_test": "kernel_died", "q2_test": "pass"}),
         "fork_bomb": (prefixed("q3_answer", fork_bomb), "graded", FULL, {"q3_test": "pass"}),
+        # red team, round 3: 320 MiB into a 256 MiB tmpfs, under --jobs 2; only q5 is lost
+        "fills_disk": (prefixed("q5_answer", fill_disk), "graded", FULL - 2, {"q5_test": "error"}),
         "kill_parent": (prefixed("q1_answer", "import os\ntry:\n    os.kill(os.getppid(), 9)\n"
                                  "    os.kill(1, 9)\nexcept OSError:\n    pass"),
                         "graded", FULL, {}),
@@ -438,6 +442,14 @@ def test_tampering_is_named_in_the_notes(batch: dict) -> None:
     for student, word in expected.items():
         notes = " ".join(found[student].notes)
         assert "tampering detected" in notes and word in notes, f"{student}: {notes}"
+
+
+def test_a_full_disk_is_named_in_that_learners_notes_only(batch: dict) -> None:
+    found = batch["results"]
+    for student, r in found.items():
+        full = [note for note in r.notes if "ran out of disk space" in note]
+        assert len(full) == (student == "fills_disk"), f"{student}: {r.notes}"
+    assert "256 MiB in each of /home/learner, /tmp and /dev/shm" in found["fills_disk"].notes[0]
 
 
 def test_files_that_are_not_notebooks_are_unreadable_with_a_reason(batch: dict) -> None:
