@@ -125,19 +125,22 @@ def plot_learning_curves(
     return ax
 
 
-def _binary_cmap() -> LinearSegmentedColormap:
-    return LinearSegmentedColormap.from_list("class01", [PALETTE[0], "#FFFFFF", PALETTE[1]])
+def _binary_cmap(colors: Sequence[str] = PALETTE[:2]) -> LinearSegmentedColormap:
+    return LinearSegmentedColormap.from_list("class01", [colors[0], "#FFFFFF", colors[1]])
 
 
 def plot_decision_boundary(
     model: nn.Module, X: Tensor, y: Tensor, *, ax: Axes | None = None,
     title: str | None = None, resolution: int = 200, colorbar: bool = True,
+    class_colors: Sequence[str] | None = None,
 ) -> Axes:
     """The model's predicted class over the plane of two features, with the data on top.
 
     One output column is read as a logit: the shading is the predicted probability of
     class 1 (explained by a colourbar unless ``colorbar=False``) and the black line is
-    where it crosses 0.5. Several columns: argmax regions.
+    where it crosses 0.5. Several columns: argmax regions. ``class_colors`` (one colour
+    per class; default: the palette in order) keeps the classes apart from colours that
+    a lesson gives its models.
 
     >>> model = nn.Linear(2, 1)
     >>> ax = plot_decision_boundary(model, torch.randn(20, 2), torch.ones(20, 1))
@@ -145,11 +148,17 @@ def plot_decision_boundary(
     ('feature x₀', 'feature x₁')
     >>> len(ax.figure.axes)  # the plot and its colourbar
     2
+    >>> labels = (torch.arange(20) % 2).float().reshape(-1, 1)  # classes 0 and 1
+    >>> ax = plot_decision_boundary(model, torch.randn(20, 2), labels,
+    ...                             class_colors=["0.45", PALETTE[6]])
+    >>> ax.collections[-1].get_facecolor()[0].round(3).tolist()  # class 1's points
+    [0.941, 0.894, 0.259, 1.0]
     """
     if X.ndim != 2 or X.shape[1] != 2:
         raise ValueError(f"plot_decision_boundary needs 2 features per point, got X of shape "
                          f"{tuple(X.shape)}")
     ax = _axes(ax, (4.8, 4.2))
+    colors = list(class_colors) if class_colors is not None else list(PALETTE)
     X_np, y_np = X.detach().cpu().numpy(), y.detach().cpu().reshape(-1).numpy()
     low, high = X_np.min(0), X_np.max(0)
     pad = 0.1 * (high - low)
@@ -164,7 +173,7 @@ def plot_decision_boundary(
     if out.ndim == 1 or out.shape[1] == 1:
         prob = torch.sigmoid(out.reshape(-1)).numpy().reshape(grid_x.shape)
         shading = ax.contourf(grid_x, grid_y, prob, levels=np.linspace(0, 1, 11),
-                              cmap=_binary_cmap(), alpha=0.6)
+                              cmap=_binary_cmap(colors[:2]), alpha=0.6)
         if colorbar:
             bar = ax.figure.colorbar(shading, ax=ax, ticks=np.linspace(0, 1, 6), shrink=0.85)
             bar.set_label("predicted probability of class 1")
@@ -173,11 +182,11 @@ def plot_decision_boundary(
         classes = out.argmax(1).numpy().reshape(grid_x.shape)
         n = out.shape[1]
         ax.contourf(grid_x, grid_y, classes, levels=np.arange(n + 1) - 0.5,
-                    cmap=ListedColormap([PALETTE[i % len(PALETTE)] for i in range(n)]),
+                    cmap=ListedColormap([colors[i % len(colors)] for i in range(n)]),
                     alpha=0.3)
     for i, cls in enumerate(np.unique(y_np)):
         pts = X_np[y_np == cls]
-        ax.scatter(pts[:, 0], pts[:, 1], s=10, color=PALETTE[i % len(PALETTE)],
+        ax.scatter(pts[:, 0], pts[:, 1], s=10, color=colors[i % len(colors)],
                    marker=_MARKERS[i % len(_MARKERS)], edgecolors="black", linewidths=0.3,
                    label=f"class {cls:g}")
     ax.set(xlabel="feature x₀", ylabel="feature x₁", title=title or "Decision boundary")
