@@ -166,9 +166,10 @@ class GradingKernel:
                 os.chown(sockets, self._uid, self._uid)
                 os.chown(kernel_file, self._uid, self._uid)
         command, fds = inner, ()
-        info_read, info_write = os.pipe()
+        filter_fd = seccomp.program_fd() if self.sandboxed else -1  # raises where there is none
+        info_read, info_write = os.pipe()  # after the filter: nothing to close if it raised
         if self.sandboxed:
-            fds = (seccomp.program_fd(), info_write)  # raises where there is no filter
+            fds = (filter_fd, info_write)
             command = sandbox.wrap(inner, self.scratch, sockets, self._uid, info_fd=info_write,
                                    seccomp_fd=fds[0], scratch_mb=self.scratch_mb)
         log = open(self._private / "kernel.log", "wb")
