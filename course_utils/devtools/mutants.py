@@ -58,6 +58,9 @@ class Mutant:
     test: str
     misconception: str
     source: str
+    # Why only the in-kernel test can catch it (it computes the right values the wrong way,
+    # e.g. by building the layers it should count); "" when the trusted verdict must.
+    structural: str = ""
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,7 @@ class MutantOutcome:
     max_points: float
     status: str
     message: str
+    trusted: str = ""  # the verdict outside the kernel alone (``TestResult.trusted``)
 
     @property
     def caught(self) -> bool:
@@ -116,7 +120,10 @@ def load_mutants(path: Path) -> MutantFile:
         if entry["id"] in seen:
             raise ValueError(f"{path.name}: mutant id {entry['id']!r} appears twice")
         seen.add(entry["id"])
-        mutants.append(Mutant(*(entry[k] for k in _KEYS)))
+        structural = entry.get("structural", "")
+        if not isinstance(structural, str):
+            raise ValueError(f"{path.name}: mutant {entry['id']!r}: 'structural' is a reason")
+        mutants.append(Mutant(*(entry[k] for k in _KEYS), structural=structural))
     return MutantFile(str(data.get("notebook", "")), tuple(mutants))
 
 
@@ -188,13 +195,14 @@ def numbers_in(text: str) -> set[int]:
 
 
 def _grade(assignment: Assignment, nb: nbformat.NotebookNode, timeout: float,
-           memory_mb: int) -> NotebookResult:
+           memory_mb: int, references: object = None) -> NotebookResult:
     from course_utils.grading.grade import grade_notebook  # starts kernels: import late
 
     with tempfile.TemporaryDirectory(prefix="course-mutants-") as tmp:
         path = Path(tmp) / assignment.name
         nbformat.write(nb, path)
-        return grade_notebook(path, assignment, "mutants", timeout=timeout, memory_mb=memory_mb)
+        return grade_notebook(path, assignment, "mutants", timeout=timeout, memory_mb=memory_mb,
+                              references=references)
 
 
 def score_mutants(path: Path, solutions: Path = ROOT / "solutions", *, timeout: float = 120,
@@ -215,17 +223,24 @@ def score_mutants(path: Path, solutions: Path = ROOT / "solutions", *, timeout: 
         if mutant.test not in known:
             raise ValueError(f"{path.name}: mutant {mutant.id!r} names test {mutant.test!r}, "
                              f"which {spec.notebook} does not have")
-    solution = _grade(assignment, assignment.solution, timeout, memory_mb) if grade_solution else None
-    score = MutationScore(spec.notebook, solution.score if solution else None, assignment.max_score)
-    for batch in rounds(spec.mutants):
-        cut = trimmed(assignment, [gid for m in batch for gid in (m.answer, m.test)])
-        result = _grade(cut, submission(cut.solution, {m.answer: m.source for m in batch}),
-                        timeout, memory_mb)
-        tests = {t.grade_id: t for t in result.tests}
-        for mutant in batch:
-            test = tests[mutant.test]
-            score.outcomes.append(MutantOutcome(mutant, test.points, test.max_points,
-                                                test.status, test.message))
+    from course_utils.grading import sandbox
+    from course_utils.grading.trusted import References
+
+    references = References(sandbox.available(), memory_mb, 600)
+    with references:
+        solution = (_grade(assignment, assignment.solution, timeout, memory_mb, references)
+                    if grade_solution else None)
+        score = MutationScore(spec.notebook, solution.score if solution else None,
+                              assignment.max_score)
+        for batch in rounds(spec.mutants):
+            cut = trimmed(assignment, [gid for m in batch for gid in (m.answer, m.test)])
+            result = _grade(cut, submission(cut.solution, {m.answer: m.source for m in batch}),
+                            timeout, memory_mb, references)
+            tests = {t.grade_id: t for t in result.tests}
+            for mutant in batch:
+                test = tests[mutant.test]
+                score.outcomes.append(MutantOutcome(mutant, test.points, test.max_points,
+                                                    test.status, test.message, test.trusted))
     return score
 
 

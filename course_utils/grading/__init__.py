@@ -7,6 +7,7 @@ reading down the list:
 - ``notebook_format``: markers, nbgrader schema-3 metadata, stubs and checksums (pure);
 - ``build``: ``solutions/`` -> ``exercises/`` (``python -m course_utils build``);
 - ``records``: the result records (statuses) every later stage fills or reads;
+- ``checks``: the trusted verdict's probe files (``solutions/probes/``), read as text;
 - ``names``: learner ids from folder names (one to one), look-alike names, file names that
   never clash on a case-insensitive file system;
 - ``assignment``: a solution with its exercise; the gradebook's columns, the visible tests;
@@ -17,7 +18,10 @@ reading down the list:
 - ``launcher``: start the kernel under limits it cannot raise;
 - ``kernel``: one grading kernel with per-cell timeouts and restarts;
 - ``probe``: runs inside the kernel: a fingerprint of the hooks that decide a verdict;
+- ``observe``: runs inside the kernels: a probe's result as plain JSON, models as data;
 - ``verdict``: proof nonces, hidden-test split, canaries, the hook audit, per-test status;
+- ``trusted``: the verdict outside the kernel: probes in the learner's and a reference
+  kernel, their results compared in the grader's own process;
 - ``feedback``: the learner's HTML page and the table ``check`` prints (records only);
 - ``gradebook``: the output layout (``grades.csv``, ``results/``, ``feedback/``), read and
   written only here (a shard's copied without following a link), and the one ``write_atomically``;

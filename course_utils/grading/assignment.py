@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
@@ -33,6 +33,7 @@ import nbformat
 
 from course_utils.grading import notebook_format as fmt
 from course_utils.grading.build import build_exercise
+from course_utils.grading.checks import Probe, load_probes
 
 __all__ = ["Assignment", "load_assignments", "gradebook_columns", "visible_tests"]
 
@@ -44,6 +45,7 @@ class Assignment:
     name: str
     solution: nbformat.NotebookNode
     exercise: nbformat.NotebookNode
+    probes: dict[str, list[Probe]] = field(default_factory=dict)  # grade_id -> trusted probes
 
     @property
     def answer_ids(self) -> list[str]:
@@ -77,7 +79,8 @@ def load_assignments(solutions: Path) -> dict[str, Assignment]:
     found = {}
     for path in sorted(Path(solutions).glob("*.ipynb")):
         solution = nbformat.read(path, as_version=4)
-        found[path.name] = Assignment(path.name, solution, build_exercise(solution, path.name))
+        found[path.name] = Assignment(path.name, solution, build_exercise(solution, path.name),
+                                      load_probes(Path(solutions), path.name))
     return found
 
 

@@ -12,6 +12,7 @@ own machine, and ``check`` says so in one line.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -49,8 +50,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds per cell")
     parser.add_argument("--memory-mb", type=int, default=DEFAULT_MEMORY_MB)
     args = parser.parse_args(argv)
-    if not args.notebook.is_file():
-        print(f"{args.notebook}: no such file", file=sys.stderr)
+    try:
+        readable = args.notebook.is_file() and os.access(args.notebook, os.R_OK)
+    except OSError as error:  # a folder on the way that this user cannot enter
+        print(f"{args.notebook}: cannot reach it ({error.strerror})", file=sys.stderr)
+        return 2
+    if not readable:
+        reason = "no such file" if not args.notebook.exists() else "you cannot read it"
+        print(f"{args.notebook}: {reason}", file=sys.stderr)
         return 2
     if not sandbox.available():
         print("Running without a sandbox (your own code on your own machine; the instructor's "

@@ -7,13 +7,16 @@
 named as in ``exercises/``. Each notebook, in pipeline order: ``intake`` reads its bytes
 safely; ``assemble`` puts the learner's cells on the solution's skeleton (hidden tests
 included); a sandboxed ``kernel`` that sees only a scratch copy of that notebook runs it;
-``verdict`` scores each test (positive proof, canaries, the hook audit). Then ``gradebook``
+``verdict`` scores each test (positive proof, canaries, the hook audit) and ``trusted`` runs
+its probes outside the kernel (both must pass). Then ``gradebook``
 writes ``OUT_DIR/grades.csv`` (atomically, once every kernel is dead), ``results/`` and
 ``feedback/``. Submissions are never modified; nothing of them but the notebook is read.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import secrets
 import tempfile
 import time
@@ -25,11 +28,11 @@ from typing import TYPE_CHECKING
 import nbformat
 
 from course_utils._paths import SOLUTIONS
-from course_utils.grading import assemble, gradebook, intake, sandbox, verdict
+from course_utils.grading import assemble, gradebook, intake, sandbox, trusted, verdict
 from course_utils.grading import notebook_format as fmt
 from course_utils.grading.assignment import Assignment, gradebook_columns, load_assignments, visible_tests
-from course_utils.grading.intake import read_roster, read_submission  # noqa: F401  kept for old imports
-from course_utils.grading.kernel import DEFAULT_LIMITS, DEFAULT_MEMORY_MB, GradingKernel, live_kernels
+from course_utils.grading.intake import read_roster, read_submission  # noqa: F401  (old imports)
+from course_utils.grading.kernel import DEFAULT_MEMORY_MB, GradingKernel, grading_limits, live_kernels
 from course_utils.grading.records import CellOutcome, NotebookResult, TestResult
 from course_utils.grading.verdict import MESSAGE_LIMIT
 
@@ -50,8 +53,10 @@ class _Grader:
 
     def __init__(self, kernel: GradingKernel, assignment: Assignment, answers: dict[str, str],
                  extras: dict[str | None, list[str]], result: NotebookResult, *,
-                 timeout: float, deadline: float, visible_only: bool = False) -> None:
+                 timeout: float, deadline: float, visible_only: bool = False,
+                 references: trusted.References | None = None) -> None:
         self.kernel, self.assignment, self.result = kernel, assignment, result
+        self.references = references  # the trusted verdict's kernels (None: in-kernel only)
         self.answers, self.extras = answers, extras
         self.timeout, self.deadline, self.visible_only = timeout, deadline, visible_only
         self.history: list[str] = []  # cells that ran fine, replayed after a restart
@@ -135,17 +140,23 @@ class _Grader:
         result = verdict.score(cell, outcome, block, hidden_failed, self.assignment.hidden_lines)
         if result.status in ("fail", "error") and not hidden_failed and self.hidden_ran:
             self.withheld.append(gid)
+        if self.references is not None and result.status not in ("missing", "tampered"):
+            result = trusted.judge_question(  # the verdict outside the kernel must agree
+                cell, result, functools.partial(self._run, store_history=False),
+                self.references, self.assignment, self._cell_timeout(index))
         self.result.tests.append(result)
 
 
 def grade_notebook(path: Path, assignment: Assignment, student_id: str = "you", *,
                    timeout: float = DEFAULT_TIMEOUT_S, memory_mb: int = DEFAULT_MEMORY_MB,
                    notebook_timeout: float = DEFAULT_NOTEBOOK_TIMEOUT_S,
-                   sandboxed: bool | None = None) -> NotebookResult:
+                   sandboxed: bool | None = None,
+                   references: trusted.References | None = None) -> NotebookResult:
     """Grade one submitted notebook against its assignment (see the module docstring).
 
-    ``sandboxed``: None uses the sandbox when this machine has it. Never raises: a failure
-    of the grader itself gives status ``grader_error`` with the reason in the notes.
+    ``sandboxed``: None uses the sandbox when this machine has it; ``references``: the
+    trusted verdict's kernels, to share across calls. Never raises: a failure of the grader
+    itself gives status ``grader_error`` with the reason in the notes.
     """
     path = Path(path)
     result = NotebookResult(student_id, path.name, 0.0, assignment.max_score, "graded")
@@ -155,14 +166,17 @@ def grade_notebook(path: Path, assignment: Assignment, student_id: str = "you", 
     except (OSError, ValueError) as error:
         result.status, result.notes = "unreadable", [f"{path.name}: {error}"]
         return result
-    try:
-        _grade_in_kernels(data, submission, assignment, result, timeout=timeout,
-                          memory_mb=memory_mb, notebook_timeout=notebook_timeout,
-                          sandboxed=sandbox.available() if sandboxed is None else sandboxed)
-    except Exception as error:  # the batch must go on; say what happened
-        result.status = "grader_error"
-        result.notes.append(f"grader error: {type(error).__name__}: {str(error)[:300]}")
-        result.tests = []
+    use_sandbox = sandbox.available() if sandboxed is None else sandboxed
+    shared = references or trusted.References(use_sandbox, memory_mb, notebook_timeout)
+    with contextlib.nullcontext() if references else shared:
+        try:
+            _grade_in_kernels(data, submission, assignment, result, timeout=timeout,
+                              memory_mb=memory_mb, notebook_timeout=notebook_timeout,
+                              sandboxed=use_sandbox, references=shared)
+        except Exception as error:  # the batch must go on; say what happened
+            result.status = "grader_error"
+            result.notes.append(f"grader error: {type(error).__name__}: {str(error)[:300]}")
+            result.tests = []
     result.score = float(sum(t.points for t in result.tests))
     if any(t.status == "tampered" for t in result.tests) and result.status == "graded":
         result.status = "tampered"
@@ -171,11 +185,11 @@ def grade_notebook(path: Path, assignment: Assignment, student_id: str = "you", 
 
 def _grade_in_kernels(data: bytes, submission: nbformat.NotebookNode, assignment: Assignment,
                       result: NotebookResult, *, timeout: float, memory_mb: int,
-                      notebook_timeout: float, sandboxed: bool) -> None:
+                      notebook_timeout: float, sandboxed: bool,
+                      references: trusted.References) -> None:
     answers, extras, result.notes = assemble.read_answers(submission, assignment)
     result.answers = dict(answers)
-    limits = dict(DEFAULT_LIMITS, memory_mb=memory_mb,
-                  cpu_s=int(max(DEFAULT_LIMITS["cpu_s"], 2 * notebook_timeout)))
+    limits = grading_limits(memory_mb, notebook_timeout)
     deadline = time.perf_counter() + notebook_timeout
 
     def one_kernel(target: NotebookResult, visible_only: bool) -> _Grader:
@@ -184,25 +198,14 @@ def _grade_in_kernels(data: bytes, submission: nbformat.NotebookNode, assignment
             with GradingKernel(scratch, sandboxed=sandboxed, limits=limits,
                                files={assignment.name: data}) as kernel:
                 grader = _Grader(kernel, assignment, answers, extras, target, timeout=timeout,
-                                 deadline=deadline, visible_only=visible_only)
+                                 deadline=deadline, visible_only=visible_only,
+                                 references=None if visible_only else references)
                 grader.run()
         return grader
 
     grader = one_kernel(result, False)
-    findings = grader.audit.findings
-    if findings:  # fixed grader text; the kernel's words go to the instructor only
-        result.notes.append("tampering detected, questions from there on scored 0: "
-                            + "; ".join(findings[:5]))
-        result.tamper_details = list(grader.audit.details)
-    if grader.withheld:
-        # Hidden tests ran before these visible failures: take their messages from a kernel
-        # that never ran a hidden test, so no message can carry a hidden test's source.
-        # Without that rerun (tampering found, or no time left) the messages are not shown.
-        clean = NotebookResult(result.student_id, result.notebook, 0.0, 0.0, "graded")
-        if not findings and time.perf_counter() < deadline:
-            one_kernel(clean, True)
-        verdict.restore_messages(result.tests, grader.withheld, clean.tests,
-                                 assignment.solution.cells)
+    verdict.finish(result, grader.audit, grader.withheld, lambda clean: one_kernel(clean, True),
+                   deadline - time.perf_counter(), assignment.solution.cells)
     if not sandboxed:
         result.notes.append("graded without the sandbox")
 
@@ -213,11 +216,11 @@ def grade_submissions(submissions: Path, out: Path, *, solutions: Path = SOLUTIO
                       sandboxed: bool | None = None, roster: list[str] | None = None,
                       include: Callable[[str], bool] | None = None,
                       progress: bool = False) -> list[NotebookResult]:
-    """Grade every learner's notebooks (those ``include`` accepts, when given) and write the
-    gradebook, JSON results and feedback."""
+    """Grade every learner's notebooks (those ``include`` accepts) and write the reports."""
     assignments = load_assignments(solutions)
     tasks, results = intake.learner_notebooks(Path(submissions), list(roster or []), include)
     use_sandbox = sandbox.available() if sandboxed is None else sandboxed
+    references = trusted.References(use_sandbox, memory_mb, notebook_timeout)
 
     def one(task: tuple[str, Path]) -> NotebookResult:
         student_id, path = task
@@ -228,7 +231,8 @@ def grade_submissions(submissions: Path, out: Path, *, solutions: Path = SOLUTIO
             else:
                 result = grade_notebook(path, assignments[path.name], student_id,
                                         timeout=timeout, memory_mb=memory_mb,
-                                        notebook_timeout=notebook_timeout, sandboxed=use_sandbox)
+                                        notebook_timeout=notebook_timeout, sandboxed=use_sandbox,
+                                        references=references)
         except Exception as error:  # never lose a row
             result = NotebookResult(student_id, intake.shown_name(path.name), 0.0, 0.0, "grader_error",
                                     notes=[f"grader error: {type(error).__name__}: {error}"])
@@ -237,7 +241,7 @@ def grade_submissions(submissions: Path, out: Path, *, solutions: Path = SOLUTIO
                   f"{result.max_score:g} ({time.perf_counter() - start:.1f} s)", flush=True)
         return result
 
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+    with references, ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         results += list(pool.map(one, tasks))
     if live_kernels():
         raise RuntimeError(f"{live_kernels()} kernel(s) still running; gradebook not written")

@@ -70,6 +70,13 @@ class CellRun:
         return self.status == "ok"
 
 
+def grading_limits(memory_mb: int, notebook_timeout: float) -> dict[str, int]:
+    """The launcher's limits for a grading kernel: ``memory_mb``, and CPU time for twice the
+    notebook's time limit (at least the default)."""
+    return dict(DEFAULT_LIMITS, memory_mb=memory_mb,
+                cpu_s=int(max(DEFAULT_LIMITS["cpu_s"], 2 * notebook_timeout)))
+
+
 def live_kernels() -> int:
     """How many kernels started by this process are not yet confirmed dead."""
     with _live_lock:

@@ -32,6 +32,7 @@ class TestResult:
     status: str
     message: str
     seconds: float
+    trusted: str = ""  # the verdict outside the kernel: pass, fail, error, or "" (not run)
 
 
 @dataclass

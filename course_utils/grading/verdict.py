@@ -30,13 +30,14 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from course_utils.grading import notebook_format as fmt
-from course_utils.grading.records import TestResult
+from course_utils.grading.records import NotebookResult, TestResult
 
 if TYPE_CHECKING:
     from course_utils.grading.kernel import CellRun, GradingKernel
 
 __all__ = ["MESSAGE_LIMIT", "split_test", "instrument", "clip", "json_dict", "literal",
-           "record", "hint", "not_run", "score", "tampered", "restore_messages", "Audit"]
+           "record", "hint", "not_run", "score", "tampered", "restore_messages", "finish",
+           "Audit"]
 
 MESSAGE_LIMIT = 600
 _PROOF = "__grader_proof__"
@@ -208,6 +209,23 @@ def restore_messages(tests: list[TestResult], withheld: list[str], rerun: list[T
             shown = hint(cell)
             test.message = messages.get(test.grade_id) or (
                 "(message not shown)" + (f"\nHint: {shown}" if shown else ""))
+
+
+def finish(result: NotebookResult, audit: Audit, withheld: list[str],
+           rerun: Callable[[NotebookResult], object], time_left: float, cells: list) -> None:
+    """After the notebook ran: name any tampering (fixed grader text; the kernel's words go
+    to the instructor only), and give the ``withheld`` visible failures their messages from
+    ``rerun``, a kernel that never runs a hidden test (none when tampering was found or no
+    time is left: then the messages are not shown)."""
+    if audit.findings:
+        result.notes.append("tampering detected, questions from there on scored 0: "
+                            + "; ".join(audit.findings[:5]))
+        result.tamper_details = list(audit.details)
+    if withheld:
+        clean = NotebookResult(result.student_id, result.notebook, 0.0, 0.0, "graded")
+        if not audit.findings and time_left > 0:
+            rerun(clean)
+        restore_messages(result.tests, withheld, clean.tests, cells)
 
 
 # ---------------------------------------------------------------------- the audit

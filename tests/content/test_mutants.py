@@ -100,6 +100,14 @@ def test_mutants_lose_points_and_no_message_gives_the_answer_away(path: Path) ->
     survivors = [f"{o.mutant.id} ({o.mutant.misconception}): {o.status} on {o.mutant.test}"
                  for o in score.outcomes if not o.caught]
     assert not survivors, f"{score.notebook}: mutants kept full marks:\n" + "\n".join(survivors)
+    # The verdict outside the kernel alone catches every mutant that computes wrong values;
+    # only a mutant that computes the right values the wrong way may rest on the kernel.
+    untrusted = [f"{o.mutant.id} ({o.mutant.misconception}): trusted verdict {o.trusted!r}"
+                 for o in score.outcomes if not o.mutant.structural and o.trusted == "pass"]
+    assert not untrusted, (f"{score.notebook}: only the in-kernel test catches:\n"
+                           + "\n".join(untrusted))
+    assert all(o.trusted in ("pass", "fail", "error") for o in score.outcomes
+               if o.status != "tampered"), [(o.mutant.id, o.trusted) for o in score.outcomes]
     asked = asked_numbers(nbformat.read(ROOT / "solutions" / score.notebook, as_version=4))
     leaks = [f"{o.mutant.id}: {o.message!r} contains {sorted(asked[o.mutant.answer] & numbers_in(o.message))}"
              for o in score.outcomes

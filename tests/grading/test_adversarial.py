@@ -120,6 +120,13 @@ def _cases(submissions: Path, out: Path, solutions: Path) -> dict[str, tuple]:
         "                             orelse=[], finalbody=[])]\n"
         "        return ast.fix_missing_locations(node)\n"
         "get_ipython().ast_transformers.append(Swallow())")
+    forge_channel = (
+        "import json, threading, time\n"
+        "import course_utils.grading.observe as _observe\n\n"
+        "def _forged(function):\n    return json.dumps(1507)\n\n"
+        "def _keep():\n    while True:\n        _observe.run_probe = _forged\n"
+        "        time.sleep(0.001)\n\n"
+        "threading.Thread(target=_keep, daemon=True).start()")
     always_equal = ("class Anything(int):\n    def __eq__(self, other):\n        return True\n"
                     "    __hash__ = int.__hash__\n\n"
                     "def mlp_param_count(*sizes) -> int:\n    return Anything(0)")
@@ -341,6 +348,10 @@ def _cases(submissions: Path, out: Path, solutions: Path) -> dict[str, tuple]:
                                        {"q1_test": "tampered"}),
         "forge_operator_index": (solved(q1_answer=operator_index), "tampered", 0.0,
                                  {"q1_test": "tampered"}),
+        # round 3: a thread that keeps rewriting what the kernel reports to the trusted
+        # verdict; the guarantee that no forged reply scores is tests/grading/test_trusted.py's
+        "forge_trusted_channel": (blank(forge_channel), "tampered", 0.0,
+                                  {"q1_test": "tampered", "q5_test": "tampered"}),
     }
 
 

@@ -88,6 +88,7 @@ def test_every_solution_scores_full_marks(course: tuple[Path, list]) -> None:
     for r in solved:
         failing = {t.grade_id: t.message for t in r.tests if t.status != "pass"}
         assert r.status == "graded" and not failing, f"{r.notebook}: {failing}"
+        assert {t.trusted for t in r.tests} == {"pass"}, f"{r.notebook}: {r.tests}"
         assert r.score == r.max_score > 0
         # every cell runs cleanly, as nbval would check (solutions/ is not run under nbval:
         # this grading executes each solution whole, in the sandbox, through the grader)
@@ -135,7 +136,7 @@ def test_gradebook_rows_and_columns(course: tuple[Path, list]) -> None:
     record = json.loads((out / "results" / "partial" / "01_layers_of_a_model.json").read_text())
     assert set(record) >= {"student_id", "notebook", "score", "max_score", "status", "tests"}
     assert set(record["tests"][0]) == {"grade_id", "points", "max_points", "status", "message",
-                                       "seconds"}
+                                       "seconds", "trusted"}
 
 
 # ---------------------------------------------------------------- the adversarial batch
