@@ -27,6 +27,7 @@ import builtins
 import json
 import math
 import random
+import shutil
 import string
 import tempfile
 import textwrap
@@ -153,6 +154,7 @@ class References:
         self.sandboxed, self.timeout = sandboxed, timeout
         self.limits = grading_limits(memory_mb, timeout)
         self._kernels: dict[tuple, tuple[Any, GradingKernel]] = {}
+        self._folders: dict[int, Path] = {}  # kernel id -> its scratch folder
         self._lock = threading.Lock()
 
     def __enter__(self) -> References:
@@ -169,35 +171,48 @@ class References:
         if found is not None and found[1].generation == found[0]:
             return found[1]
         if found is not None:
-            found[1].shutdown()
+            self.release(found[1])
         kernel = self.fresh(assignment)
         with self._lock:
             self._kernels[key] = (kernel.generation, kernel)
         return kernel
 
     def fresh(self, assignment: Assignment) -> GradingKernel:
-        """A new reference kernel that the caller shuts down: for probes that hand it the
+        """A new reference kernel, for the caller to ``release``: for probes that hand it the
         learner's data (a model to rebuild), so nothing of one learner reaches another's."""
         from course_utils.grading.kernel import GradingKernel
 
-        scratch = Path(tempfile.mkdtemp(prefix="course-reference-")) / "home"
-        kernel = GradingKernel(scratch, sandboxed=self.sandboxed, limits=self.limits)
-        kernel.start()
-        for cell in assignment.solution.cells:
-            if cell.cell_type == "code" and not fmt.is_grade(cell) and cell.source.strip():
-                run = kernel.run(cell.source, self.timeout, store_history=False)
-                if not run.ok:
-                    kernel.shutdown()
-                    raise RuntimeError(f"the solution's cell {fmt.grade_id(cell) or '?'!r} "
-                                       f"failed in the reference kernel: {run.ename}: "
-                                       f"{run.evalue[:200]}")
+        folder = Path(tempfile.mkdtemp(prefix="course-reference-"))
+        kernel = GradingKernel(folder / "home", sandboxed=self.sandboxed, limits=self.limits)
+        with self._lock:
+            self._folders[id(kernel)] = folder
+        try:
+            kernel.start()
+            for cell in assignment.solution.cells:
+                if cell.cell_type == "code" and not fmt.is_grade(cell) and cell.source.strip():
+                    run = kernel.run(cell.source, self.timeout, store_history=False)
+                    if not run.ok:
+                        raise RuntimeError(f"the solution's cell {fmt.grade_id(cell) or '?'!r} "
+                                           f"failed in the reference kernel: {run.ename}: "
+                                           f"{run.evalue[:200]}")
+        except BaseException:
+            self.release(kernel)
+            raise
         return kernel
+
+    def release(self, kernel: GradingKernel) -> None:
+        """Shut ``kernel`` down and delete its scratch folder."""
+        kernel.shutdown()
+        with self._lock:
+            folder = self._folders.pop(id(kernel), None)
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
 
     def close(self) -> None:
         with self._lock:
             kernels, self._kernels = list(self._kernels.values()), {}
         for _, kernel in kernels:
-            kernel.shutdown()
+            self.release(kernel)
 
 
 @dataclass
@@ -218,7 +233,9 @@ class TrustedCheck:
     def run(self, learner_run: Any, reference: GradingKernel, probes: list[Probe],
             timeout: float, hidden_lines: list[str]) -> Outcome:
         if not probes:
-            return Outcome("error", "this question has no trusted check (a course bug)")
+            return Outcome("error", f"this question has no probe in {PROBES_DIR}/ beside the "
+                                    "solutions, so it cannot be checked outside the kernel "
+                                    "(a course bug: see the instructors' grading page)")
         for one in probes:
             for _ in range(max(1, one.repeat)):
                 values = draw_values(one.vars, self.rng)
@@ -302,7 +319,7 @@ def judge_question(cell: Mapping, result: TestResult, learner_run: Callable[...,
         outcome = TrustedCheck().run(learner_run, kernel, probes, timeout, assignment.hidden_lines)
     finally:
         if isolated:
-            kernel.shutdown()
+            references.release(kernel)
     result.trusted = outcome.status
     if result.status != "pass" or outcome.status == "pass":
         return result

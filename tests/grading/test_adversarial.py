@@ -18,6 +18,7 @@ import hashlib
 import html
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -364,6 +365,7 @@ def batch(tmp_path_factory: pytest.TempPathFactory) -> dict:
     solutions.mkdir()
     for path in (ROOT / "solutions").glob("*.ipynb"):
         (solutions / path.name).write_bytes(path.read_bytes())
+    shutil.copytree(ROOT / "solutions" / "probes", solutions / "probes")
     cases = _cases(submissions, out, solutions)
     for student, (nb, *_rest) in cases.items():
         folder = submissions / student

@@ -288,6 +288,20 @@ def forged(tmp_path_factory: pytest.TempPathFactory) -> dict:
     path.parent.mkdir()
     nbformat.write(wrong, path)
     found["memorised"] = grade.grade_notebook(path, assignment, "memorised", sandboxed=False)
+    for cell in wrong.cells:  # round 3: the answer returns the test's own `expected` local
+        if fmt.grade_id(cell) == "q1_answer":
+            cell.source = ("import sys\n\n"
+                           "def mlp_param_count(n_in=10, hidden=32, n_out=3):\n"
+                           "    frame = sys._getframe(1)\n"
+                           "    while frame is not None:\n"
+                           "        if 'expected' in frame.f_locals:\n"
+                           "            return frame.f_locals['expected']\n"
+                           "        frame = frame.f_back\n"
+                           "    return 0\n")
+    path = base / "frame" / NB01
+    path.parent.mkdir()
+    nbformat.write(wrong, path)
+    found["frame"] = grade.grade_notebook(path, assignment, "frame", sandboxed=False)
     return found
 
 
@@ -303,6 +317,12 @@ def test_answers_memorised_from_the_tests_lose_the_question(forged: dict) -> Non
     q1 = next(t for t in forged["memorised"].tests if t.grade_id == "q1_test")
     assert q1.status == "fail" and q1.points == 0 and q1.trusted == "fail", q1
     assert q1.message.startswith("checked outside your kernel"), q1.message
+
+
+def test_an_answer_that_returns_the_tests_own_expected_value_loses_the_question(
+        forged: dict) -> None:
+    q1 = next(t for t in forged["frame"].tests if t.grade_id == "q1_test")
+    assert q1.points == 0 and q1.trusted == "fail", q1
 
 
 def test_the_solution_passes_the_trusted_verdict(forged: dict) -> None:
