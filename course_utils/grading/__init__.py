@@ -18,7 +18,8 @@ reading down the list:
 - ``launcher``: start the kernel under limits it cannot raise;
 - ``kernel``: one grading kernel with per-cell timeouts and restarts;
 - ``probe``: runs inside the kernel: a fingerprint of the hooks that decide a verdict;
-- ``observe``: runs inside the kernels: a probe's result as plain JSON, models as data;
+- ``modelspec``: runs inside the kernels: a model as plain data and back (describe, rebuild);
+- ``observe``: runs inside the kernels: a probe's result as plain JSON, inputs, behaviour;
 - ``verdict``: proof nonces, hidden-test split, canaries, the hook audit, per-test status;
 - ``trusted``: the verdict outside the kernel: probes in the learner's and a reference
   kernel, their results compared in the grader's own process;

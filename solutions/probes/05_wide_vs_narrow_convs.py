@@ -90,7 +90,9 @@ def conv_padded_not_square(observe, seed, c_in, c_out, k, height, gap, padding):
 @probe("q4_test", judge=True, repeat=1,
        what="build_small_digits_net(), rebuilt outside your kernel and trained with the "
             "test's recipe",
-       reasons={"conv": "the network has no nn.Conv2d",
+       reasons={"none": "build_small_digits_net() raised an error, or no model came back",
+                "rng": "the random state after building the network did not come back",
+                "conv": "the network has no nn.Conv2d",
                 "pool": "the network has no pooling layer",
                 "budget": "the network holds 20,000 numbers or more (parameters and buffers)",
                 "shape": "a 3×1×8×8 batch does not give a 3×10 output",
@@ -98,37 +100,51 @@ def conv_padded_not_square(observe, seed, c_in, c_out, k, height, gap, padding):
                                  "logits",
                 "accuracy": "validation accuracy below 0.95 after 8 epochs"})
 def small_digits_net(observe, seed):
-    set_seed(0)
-    return observe.describe(build_small_digits_net())
+    import torch
+
+    from course_utils import digits_loaders, set_seed
+
+    set_seed(0)  # the test's steps up to training, so the random state is the test's too
+    model = build_small_digits_net()
+    model(torch.randn(2, 1, 8, 8))  # (in training mode it also moves batch-norm statistics)
+    digits_loaders(batch_size=64)
+    return {"model": observe.describe(model), "rng": torch.get_rng_state()}
 
 
 @small_digits_net.reference
 def small_digits_net_reference(observe, seed, learner):
+    import copy
+    import json
+
     import torch
     from torch import nn
 
-    from course_utils import digits_loaders, fit, set_seed
+    from course_utils import digits_loaders, fit
 
-    model = observe.rebuild(learner)
+    sent = json.loads(learner)
+    if not isinstance(sent, dict) or "model" not in sent:
+        return "none"
+    model = observe.rebuild(sent["model"])
     kinds = [type(m) for m in model.modules()]
     if not any(issubclass(k, nn.Conv2d) for k in kinds):
         return "conv"
     pools = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveMaxPool2d, nn.AdaptiveAvgPool2d)
     if not any(issubclass(k, pools) for k in kinds):
         return "pool"
-    n_state = observe.state_size(model)
-    if n_state >= 20_000:
+    if observe.state_size(model) >= 20_000:
         return "budget"
-    with torch.no_grad():  # in the model's own mode, as the test runs it
-        scores = model(observe.randn(seed, 3, 1, 8, 8))
+    with torch.no_grad(), torch.random.fork_rng():  # on a copy: training starts as in the test
+        scores = copy.deepcopy(model)(observe.randn(seed, 3, 1, 8, 8))
     if tuple(scores.shape) != (3, 10):
         return "shape"
     if torch.allclose(scores.sum(dim=1), torch.ones(3), atol=1e-4) and scores.min() >= 0:
         return "probabilities"
-    set_seed(0)
     train_loader, val_loader, _ = digits_loaders(batch_size=64)
+    try:  # what dropout draws, as in the test
+        torch.set_rng_state(torch.tensor(sent["rng"]["$tensor"]["values"], dtype=torch.uint8))
+    except (KeyError, TypeError, ValueError, RuntimeError):
+        return "rng"
     history = fit(model, train_loader, val_loader, epochs=8, lr=3e-3, progress=False)
-    accuracy = history.val_acc[-1]
-    if not accuracy >= 0.95:
+    if not history.val_acc[-1] >= 0.95:
         return "accuracy"
     return True

@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch import nn
 
-from course_utils.grading import grade, observe, trusted, verdict
+from course_utils.grading import grade, modelspec, observe, trusted, verdict
 from course_utils.grading import notebook_format as fmt
 from course_utils.grading.assignment import load_assignments
 
@@ -161,7 +161,65 @@ def test_a_described_model_is_rebuilt_with_the_same_behaviour(factory) -> None:
     rebuilt = observe.rebuild(json.loads(json.dumps(observe.describe(model))))
     model.eval(), rebuilt.eval()
     assert torch.allclose(model(x), rebuilt(x))
-    assert observe.state_size(rebuilt) == observe.state_size(model)
+    settings = sum(isinstance(m, nn.BatchNorm2d) for m in model.modules()) * 2  # eps, momentum
+    assert observe.state_size(rebuilt) == observe.state_size(model) + settings
+
+
+class _Swish(nn.Module):  # a learner's own activation
+    def forward(self, x):
+        return x * torch.sigmoid(x)
+
+
+class _Len(nn.Module):  # flattens with len(x), which torch.fx does not trace by default
+    def __init__(self) -> None:
+        super().__init__()
+        self.head = nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.head(x.view(len(x), -1))
+
+
+class _Features(nn.Module):  # the course's own pattern: layers in an nn.Sequential attribute
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
+        self.classifier = nn.Linear(2 * 2 * 2, 3)
+        self.drop = 0.5
+
+    def forward(self, x):
+        x = torch.flatten(self.features(x), 1)
+        return self.classifier(nn.functional.dropout(x, self.drop, training=self.training))
+
+
+def test_correct_but_unusual_models_are_rebuilt_faithfully() -> None:
+    """Review round: a Sequential attribute, a custom layer inside a Sequential, a layer used
+    twice, functional dropout that follows the mode."""
+    shared = nn.Linear(4, 4)
+    for model, x in ((_Features(), torch.randn(6, 1, 4, 4)),
+                     (nn.Sequential(nn.Linear(3, 4), _Swish(), nn.Linear(4, 2)), torch.randn(5, 3)),
+                     (nn.Sequential(nn.Linear(3, 4), shared, nn.ReLU(), shared), torch.randn(5, 3)),
+                     (_Len(), torch.randn(3, 2, 2))):
+        rebuilt = observe.rebuild(json.loads(json.dumps(observe.describe(model))))
+        for mode in (False, True):
+            model.train(mode), rebuilt.train(mode)
+            torch.manual_seed(0)
+            want = model(x)
+            torch.manual_seed(0)
+            assert torch.allclose(want, rebuilt(x)), (type(model).__name__, mode)
+        assert observe.state_size(rebuilt) == observe.state_size(model) + (
+            1 if isinstance(model, _Features) else 0)  # the dropout rate, a fraction
+    rebuilt = observe.rebuild(observe.describe(nn.Sequential(shared, shared)))
+    assert rebuilt[0] is rebuilt[1]
+
+
+def test_whole_numbers_in_tensors_and_generators_read_as_plain_values() -> None:
+    assert observe.plain(torch.tensor(7)) == 7 and observe.plain(iter_names()) == ["a", "b"]
+    assert observe.plain(torch.tensor(1.5)) == {"$tensor": {"shape": [], "dtype": "float32",
+                                                           "values": [1.5]}}
+
+
+def iter_names():
+    yield from ("a", "b")
 
 
 def test_rebuild_runs_nothing_but_torch_nn_and_named_functions() -> None:
@@ -225,6 +283,39 @@ def test_drawn_weights_ignore_the_learners_and_the_registration_order() -> None:
     assert trusted.compare(want, sent(Zeros())) == "a tensor with other values"
 
 
+def test_text_pasted_into_the_rebuilt_forward_is_refused() -> None:
+    """Red team, round 3: an input named like code ran it when fx compiled the graph."""
+    description = observe.describe(_Branchy())
+    graph = description["graph"]
+    graph[0]["target"] = "x, _=(print('owned'), 0)"
+    with pytest.raises(ValueError, match="plain identifier"):
+        observe.rebuild(description)
+    graph[0]["target"] = "x"
+    node = next(n for n in graph if n["op"] == "call_function")
+    node["kwargs"] = {"$map": {"dim=1, out=print('owned')": 1}}
+    with pytest.raises(ValueError, match="plain identifier"):
+        observe.rebuild(description)
+
+
+def test_weights_hidden_as_fractions_or_text_count_towards_the_budget() -> None:
+    """Red team, round 3: 65 weights rode through the graph as float("...") calls."""
+    model = _Branchy()
+    plain = observe.state_size(observe.rebuild(observe.describe(model)))
+    assert plain == observe.state_size(model)
+    description = observe.describe(model)
+    node = next(n for n in description["graph"] if n["op"] == "call_function")
+    node["target"] = "builtins.float"
+    with pytest.raises(ValueError, match="does not rebuild calls"):
+        observe.rebuild(description)
+    description = observe.describe(model)
+    node = next(n for n in description["graph"] if n["op"] == "call_function"
+                and n["target"] == "operator.mul")
+    node["args"] = {"$seq": [node["args"]["$seq"][0], 0.125], "tuple": True}
+    assert observe.state_size(observe.rebuild(description)) == plain + 1
+    layers = observe.describe(nn.Sequential(nn.Linear(2, 2), nn.LeakyReLU(0.3)))
+    assert observe.state_size(observe.rebuild(layers)) == 6 + 1
+
+
 def test_a_graph_that_reaches_for_eval_is_not_rebuilt() -> None:
     import operator
 
@@ -247,9 +338,9 @@ def test_a_graph_that_reaches_for_eval_is_not_rebuilt() -> None:
     with pytest.raises(ValueError, match="does not rebuild calls to a function it does not"):
         observe.rebuild(description)
     with pytest.raises(ValueError, match="attribute '__class__'"):
-        observe._attribute(torch.zeros(1), "__class__")
+        modelspec._attribute(torch.zeros(1), "__class__")
     with pytest.raises(ValueError, match="key '__builtins__'"):
-        observe._item({"__builtins__": 1}, "__builtins__")
+        modelspec._item({"__builtins__": 1}, "__builtins__")
 
 
 # ---------------------------------------------------------------------- the guarantee

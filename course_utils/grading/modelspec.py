@@ -1,0 +1,498 @@
+"""Runs in a kernel: a model as plain data (``describe``) and back (``rebuild``).
+
+For the "design a model" questions the learner's kernel describes the model it built: its
+module tree (torch.nn classes, plain settings, every weight; a module or tensor used twice
+is written once) and, when one of its modules is not a torch.nn class, the ``torch.fx``
+graph of its forward in training and, where it differs, in eval mode. A reference kernel
+started for that learner rebuilds it from torch.nn classes and allowlisted functions,
+methods and attributes; nothing in the description is executed, and the numbers a forward
+or a layer's settings could hide a weight in count towards ``state_size``.
+
+>>> import torch
+>>> model = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.ReLU())
+>>> rebuilt = rebuild(describe(model))
+>>> bool(torch.equal(rebuilt(torch.ones(1, 2)), model(torch.ones(1, 2)))), state_size(rebuilt)
+(True, 9)
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import keyword
+import math
+from typing import Any
+
+__all__ = ["describe", "rebuild", "state_size", "MAX_CONSTANTS", "MAX_LAYER_NUMBERS"]
+
+
+def _tensor_text(tensor: Any) -> list:
+    """[shape, base64 of its float64 values]: exact, and compact enough to send back."""
+    flat = tensor.detach().to("cpu").double().reshape(-1).contiguous()
+    return [list(tensor.shape), base64.b64encode(flat.numpy().tobytes()).decode("ascii")]
+
+
+def _tensor_from(item: Any, dtype: Any) -> Any:
+    import numpy as np
+    import torch
+
+    shape, text = item
+    values = np.frombuffer(base64.b64decode(text), dtype=np.float64).copy()
+    if values.size != math.prod(shape):
+        raise ValueError(f"a tensor of shape {shape} with {values.size} values")
+    return torch.from_numpy(values).reshape(shape).to(dtype)
+
+
+def state_size(model: Any) -> int:
+    """Numbers in the model's parameters and buffers (shared tensors counted once); for a
+    rebuilt model also the numbers its forward and its layers' settings hold beside them
+    (``rebuild``'s ``grader_constants``: fractions and text, where weights could hide)."""
+    seen = {id(t): t.numel() for t in (*model.parameters(), *model.buffers())}
+    extra = getattr(model, "grader_constants", 0)
+    return sum(seen.values()) + (extra if isinstance(extra, int) else 0)
+
+
+# A module is described by its class (a torch.nn class only), its plain attributes, its
+# parameters and buffers, and its children; a root whose class is not in torch.nn is traced
+# with torch.fx, and its graph is described node by node with functions named, not pickled.
+_PLAIN = (int, float, str, bool, type(None))
+
+
+def _is_plain(value: Any) -> bool:
+    if isinstance(value, (tuple, list)):
+        return all(_is_plain(v) for v in value)
+    return isinstance(value, _PLAIN)
+
+
+def _module_tree(module: Any, memo: dict | None = None, path: str = "") -> dict:
+    """A module as plain data; a module or tensor met before (weight sharing, tied weights)
+    is ``{"$same": "its first path"}``, so the rebuilt model shares it too."""
+    memo = {} if memo is None else memo
+    if id(module) in memo:
+        return {"$same": memo[id(module)]}
+    memo[id(module)] = path
+
+    def tensor(key: str, value: Any, extra: list) -> Any:
+        if value is None:
+            return None
+        where = f"{path}.{key}" if path else key
+        if id(value) in memo:
+            return {"$same": memo[id(value)]}
+        memo[id(value)] = where
+        return [*_tensor_text(value), *extra(value)]
+
+    cls = type(module)
+    attrs = {k: (list(v) if isinstance(v, tuple) else v, isinstance(v, tuple))
+             for k, v in vars(module).items()
+             if not k.startswith("__") and _is_plain(v) and k != "training"}
+    return {"class": f"{cls.__module__}.{cls.__qualname__}", "training": module.training,
+            "attrs": {k: [v, t] for k, (v, t) in attrs.items()},
+            "params": {k: tensor(k, p, lambda p: []) for k, p in module._parameters.items()},
+            "frozen": sorted(k for k, p in module._parameters.items()
+                             if p is not None and not p.requires_grad),
+            "buffers": {k: tensor(k, b, lambda b: [str(b.dtype)])
+                        for k, b in module._buffers.items()},
+            "children": {k: (None if c is None else _module_tree(
+                c, memo, f"{path}.{k}" if path else k)) for k, c in module._modules.items()}}
+
+
+def _arg(value: Any) -> Any:
+    import torch.fx
+
+    if isinstance(value, torch.fx.Node):
+        return {"$node": value.name}
+    if isinstance(value, (tuple, list)):
+        return {"$seq": [_arg(v) for v in value], "tuple": isinstance(value, tuple)}
+    if isinstance(value, dict):
+        return {"$map": {k: _arg(v) for k, v in value.items()}}
+    if isinstance(value, slice):
+        return {"$slice": [_arg(value.start), _arg(value.stop), _arg(value.step)]}
+    if value is Ellipsis:
+        return {"$ellipsis": True}
+    if _is_plain(value):
+        return value
+    import torch
+
+    if isinstance(value, torch.dtype):
+        return {"$dtype": str(value).split(".")[-1]}
+    raise TypeError(f"the model's forward uses a {type(value).__name__} the grader cannot send")
+
+
+def _target(node: Any) -> str:
+    import importlib
+
+    target = node.target
+    if isinstance(target, str):
+        return target
+    name = getattr(target, "__name__", "")
+    for module in ("torch", "torch.nn.functional", "operator", "math", "builtins"):
+        if name and getattr(importlib.import_module(module), name, None) is target:
+            return f"{module}.{name}"
+    module = getattr(target, "__module__", None) or ""
+    return f"{module}.{getattr(target, '__qualname__', getattr(target, '__name__', '?'))}"
+
+
+def describe(model: Any) -> dict:
+    """The make-up of ``model`` as plain data, for the reference kernel to ``rebuild``: its
+    module tree and, when any of its modules is not a torch.nn class, the ``torch.fx`` graph
+    of its forward in training mode and, where it differs, in eval mode."""
+    import torch
+
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"expected an nn.Module, got {type(model).__name__}")
+    if all(type(m).__module__.startswith("torch.nn.") for m in model.modules()):
+        return {"tree": _module_tree(model), "graph": None}
+    import torch.fx
+
+    was, graphs, traced = model.training, {}, None
+    patched = _record_len(model)
+    try:
+        for mode in (True, False):
+            model.train(mode)
+            traced = torch.fx.symbolic_trace(model)
+            graphs[mode] = [{"op": n.op, "name": n.name, "target": _target(n),
+                             "args": _arg(n.args), "kwargs": _arg(n.kwargs)}
+                            for n in traced.graph.nodes]
+    except Exception as error:
+        raise TypeError(f"the grader rebuilds your model from its layers and forward, and "
+                        f"torch.fx could not trace its forward ({type(error).__name__}: "
+                        f"{str(error)[:200]})") from None
+    finally:
+        model.train(was)
+        for key in patched:
+            _wrapped_functions().pop(key, None)
+    tree = _module_tree(traced)
+    tree["class"], tree["training"] = "torch.nn.Module", was
+    return {"tree": tree, "graph": graphs[True],
+            "graph_eval": None if graphs[False] == graphs[True] else graphs[False]}
+
+
+def _wrapped_functions() -> dict:
+    """torch.fx's table of the names it records as calls (``torch.fx.wrap`` fills it)."""
+    import torch.fx._symbolic_trace as tracing
+
+    return getattr(tracing, "_wrapped_fns_to_patch", {})
+
+
+def _record_len(model: Any) -> dict:
+    """Let ``torch.fx`` record ``len(x)`` in the forwards of ``model`` (``x.view(len(x), -1)``
+    is a common way to flatten), as ``torch.fx.wrap("len")`` would in their module."""
+    added = {}
+    for module in model.modules():
+        found = getattr(getattr(type(module), "forward", None), "__globals__", None)
+        if isinstance(found, dict) and (id(found), "len") not in _wrapped_functions():
+            _wrapped_functions()[(id(found), "len")] = found
+            added[(id(found), "len")] = found
+    return added
+
+
+# The functions a rebuilt forward may call, by module: an allowlist (no file, compiler,
+# operator-registry or global-state function of torch is reachable, and no operator that
+# fetches attributes or calls what it is given, such as attrgetter or call).
+_ALLOWED = {
+    "torch": frozenset({
+        "cat", "concat", "stack", "hstack", "vstack", "flatten", "unflatten", "reshape",
+        "transpose", "permute", "squeeze", "unsqueeze", "chunk", "split", "narrow", "select",
+        "index_select", "gather", "flip", "roll", "where", "relu", "sigmoid", "tanh",
+        "softmax", "log_softmax", "exp", "log", "log1p", "expm1", "sqrt", "rsqrt", "abs",
+        "neg", "sign", "clamp", "clip", "minimum", "maximum", "add", "sub", "mul", "div",
+        "true_divide", "pow", "square", "matmul", "mm", "bmm", "einsum", "mean", "sum", "prod",
+        "amax", "amin", "max", "min", "argmax", "argmin", "std", "var", "norm", "cumsum",
+        "logsumexp", "zeros_like", "ones_like", "full_like", "floor", "ceil", "round", "erf",
+        "sin", "cos", "dropout", "conv2d", "conv1d", "max_pool2d", "avg_pool2d", "t",
+        "unbind", "broadcast_to", "tile", "repeat_interleave", "addmm", "baddbmm", "relu_",
+        "topk", "sort", "cumprod"}),
+    "torch.nn.functional": frozenset({
+        "relu", "relu6", "gelu", "silu", "elu", "selu", "leaky_relu", "prelu", "hardtanh",
+        "hardswish", "hardsigmoid", "mish", "softplus", "sigmoid", "tanh", "softmax",
+        "log_softmax", "linear", "bilinear", "conv1d", "conv2d", "conv3d", "max_pool1d",
+        "max_pool2d", "avg_pool1d", "avg_pool2d", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
+        "adaptive_max_pool1d", "adaptive_max_pool2d", "dropout", "dropout2d", "batch_norm",
+        "layer_norm", "group_norm", "instance_norm", "pad", "interpolate", "normalize",
+        "embedding", "pixel_shuffle", "glu", "logsigmoid", "softsign", "tanhshrink"}),
+    "operator": frozenset({
+        "add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "neg", "pos", "abs",
+        "matmul", "getitem", "eq", "ne", "lt", "le", "gt", "ge", "and_", "or_", "xor",
+        "invert", "not_", "iadd", "isub", "imul", "itruediv", "imatmul"}),
+    "math": frozenset({"sqrt", "prod", "floor", "ceil", "log", "exp", "pi"}),
+    "builtins": frozenset({"len", "tuple", "list", "range", "min", "max", "abs", "sum"}),
+}
+_ALLOWED["_operator"] = _ALLOWED["operator"]
+_ALLOWED["torch.functional"] = _ALLOWED["torch"]
+MAX_CONSTANTS = 256  # numbers a rebuilt forward may hold outside parameters and buffers
+MAX_LAYER_NUMBERS = 32  # numbers in one layer's settings (a Conv2d has 17)
+MAX_NODES = 2_000
+_ATTRIBUTES = frozenset({"shape", "dtype", "device", "ndim", "T", "mT", "real", "imag",
+                         "is_cuda", "requires_grad", "values", "indices"})
+_METHODS = frozenset({
+    "view", "view_as", "reshape", "reshape_as", "flatten", "unflatten", "size", "dim", "numel",
+    "permute", "transpose", "t", "contiguous", "expand", "expand_as", "repeat", "squeeze",
+    "unsqueeze", "chunk", "split", "narrow", "select", "index_select", "gather", "flip",
+    "roll", "mean", "sum", "prod", "max", "min", "amax", "amin", "argmax", "argmin", "std",
+    "var", "norm", "cumsum", "relu", "sigmoid", "tanh", "softmax", "log_softmax", "exp", "log",
+    "sqrt", "rsqrt", "abs", "neg", "clamp", "clamp_min", "clamp_max", "pow", "add", "sub",
+    "mul", "div", "matmul", "mm", "bmm", "float", "double", "half", "to", "type_as",
+    "masked_fill", "where", "detach", "clone", "sign", "round", "floor", "ceil", "square",
+    "add_", "mul_", "relu_", "clamp_", "sub_", "div_", "sigmoid_", "tanh_", "all", "any", "eq",
+    "ne", "lt", "le", "gt", "ge", "split_with_sizes", "unbind", "new_zeros", "new_ones",
+    "new_full", "zero_", "fill_", "long", "int", "bool", "clip", "sin", "cos", "log1p",
+    "expm1", "maximum", "minimum", "topk", "sort", "type", "erf", "softplus", "cumprod"})
+
+
+def _attribute(obj: Any, name: str) -> Any:
+    """``getattr`` for a rebuilt graph (``x.shape`` traces to it): a few tensor facts only."""
+    if name not in _ATTRIBUTES:
+        raise ValueError(f"the grader does not rebuild access to the attribute {name!r}")
+    return getattr(obj, name)
+
+
+def _item(container: Any, key: Any) -> Any:
+    """``operator.getitem`` for a rebuilt graph: no private keys."""
+    if isinstance(key, str) and key.startswith("_"):
+        raise ValueError(f"the grader does not rebuild reading the key {key!r}")
+    return container[key]
+
+
+def _function(name: str) -> Any:
+    import importlib
+
+    if name == "builtins.getattr":
+        return _attribute
+    if name in ("operator.getitem", "_operator.getitem"):
+        return _item
+    module_name, _, attr = name.rpartition(".")
+    if attr not in _ALLOWED.get(module_name, ()):
+        raise ValueError("the grader does not rebuild calls to a function it does not list")
+    return getattr(importlib.import_module(module_name), attr)
+
+
+def _numbers(value: Any, whole: bool = True) -> int:
+    """How many numbers a plain value (or a described argument) holds: every number, and a
+    number per character of text; with ``whole=False`` only fractions and text (where a
+    weight can hide; whole numbers there are sizes and dimensions)."""
+    if isinstance(value, bool) or value is None:
+        return 0
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, (int, float)):
+        return 1 if whole or not float(value).is_integer() else 0
+    if isinstance(value, (list, tuple)):
+        return sum(_numbers(v, whole) for v in value)
+    if isinstance(value, dict):
+        return sum(_numbers(v, whole) for k, v in value.items() if k not in ("$node", "$dtype"))
+    return 0
+
+
+def _settings(tree: dict) -> list:
+    """Every layer setting of a described module tree, children included."""
+    found = [v for v, _ in tree.get("attrs", {}).values() if not isinstance(v, str)]
+    return found + [_settings(c) for c in tree.get("children", {}).values() if c]
+
+
+def _path(target: Any) -> str:
+    """A submodule or attribute path of the rebuilt model: public names only."""
+    parts = str(target).split(".")
+    if not all((p.isidentifier() or p.isdigit()) and not p.startswith("_") for p in parts):
+        raise ValueError(f"a graph node that reads {target!r}")
+    return str(target)
+
+
+def _build_tree(spec: dict, seen: dict | None = None, path: str = "") -> Any:
+    import importlib
+
+    import torch
+
+    seen = {} if seen is None else seen
+    if "$same" in spec:  # a module shared with an earlier place
+        if spec["$same"] not in seen:
+            raise ValueError("a shared module the description does not hold")
+        return seen[spec["$same"]]
+
+    module_name, _, name = spec["class"].rpartition(".")
+    if not (module_name == "torch.nn" or module_name.startswith("torch.nn.modules.")):
+        raise ValueError(f"the grader rebuilds torch.nn layers only, not {spec['class']}")
+    cls = getattr(importlib.import_module(module_name), name)
+    if not (isinstance(cls, type) and issubclass(cls, torch.nn.Module)):
+        raise ValueError(f"{spec['class']} is not a layer")
+    if _numbers([v for v, _ in spec["attrs"].values()]) > MAX_LAYER_NUMBERS:
+        raise ValueError("a layer with more settings than a torch.nn layer has")
+    module = cls.__new__(cls)
+    torch.nn.Module.__init__(module)
+    seen[path] = module
+    for key, (value, is_tuple) in spec["attrs"].items():
+        if not key.isidentifier() or key.startswith("__") or key in ("forward", "training"):
+            raise ValueError(f"an attribute named {key!r}")
+        setattr(module, key, _tuples(value) if is_tuple else value)
+    _fill(module, spec, seen, path)
+    for key, child in spec["children"].items():
+        where = f"{path}.{key}" if path else key
+        module.add_module(key, None if child is None else _build_tree(child, seen, where))
+    module.train(bool(spec["training"]))
+    return module
+
+
+def _fill(module: Any, spec: dict, seen: dict, path: str) -> None:
+    """Register the described parameters and buffers on ``module`` (shared ones reused)."""
+    import torch
+
+    frozen = set(spec.get("frozen", ()))
+
+    def tensor(key: str, item: Any, make: Any) -> Any:
+        if item is None:
+            return None
+        if isinstance(item, dict):
+            if item.get("$same") not in seen:
+                raise ValueError("a shared tensor the description does not hold")
+            return seen[item["$same"]]
+        value = make(item)
+        seen[f"{path}.{key}" if path else key] = value
+        return value
+
+    for key, item in spec["params"].items():
+        module.register_parameter(key, tensor(key, item, lambda i, key=key: torch.nn.Parameter(
+            _tensor_from(i[:2], torch.float32), requires_grad=key not in frozen)))
+    for key, item in spec["buffers"].items():
+        module.register_buffer(key, tensor(key, item, lambda i: _tensor_from(
+            i[:2], _dtype(i[2]))))
+
+
+def _dtype(name: Any) -> Any:
+    import torch
+
+    found = getattr(torch, str(name).split(".")[-1], None)
+    if not isinstance(found, torch.dtype):
+        raise ValueError("a dtype the grader does not know")
+    return found
+
+
+
+
+
+def _tuples(value: Any) -> Any:
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
+
+
+def _name(text: Any) -> bool:
+    return (isinstance(text, str) and text.isidentifier() and not keyword.iskeyword(text)
+            and not text.startswith("_"))
+
+
+def _unarg(value: Any, nodes: dict) -> Any:
+
+    if isinstance(value, dict):
+        if "$node" in value:
+            return nodes[value["$node"]]
+        if "$seq" in value:
+            items = [_unarg(v, nodes) for v in value["$seq"]]
+            return tuple(items) if value.get("tuple") else items
+        if "$map" in value:  # keyword names are pasted into the generated code too
+            if not all(_name(k) for k in value["$map"]):
+                raise ValueError("a keyword argument whose name is not a plain identifier")
+            return {k: _unarg(v, nodes) for k, v in value["$map"].items()}
+        if "$slice" in value:
+            return slice(*(_unarg(v, nodes) for v in value["$slice"]))
+        if "$ellipsis" in value:
+            return Ellipsis
+        if "$dtype" in value:
+            return _dtype(value["$dtype"])
+        raise ValueError("an argument the grader does not know")
+    return value
+
+
+def rebuild(description: Any) -> Any:
+    """The model ``describe`` described, built from torch.nn classes and named functions
+    only (the description is the learner's data: nothing in it is executed)."""
+    import torch
+
+    if isinstance(description, str):
+        description = json.loads(description)
+    if isinstance(description, dict) and "$error" in description:
+        raise ValueError(description["$error"])
+    tree = description["tree"]
+    graph_spec = [*(description["graph"] or []), *(description.get("graph_eval") or [])]
+    arguments = [[n.get("args"), n.get("kwargs")] for n in graph_spec]
+    constants = _numbers(arguments)
+    if constants > MAX_CONSTANTS or len(graph_spec) > MAX_NODES:
+        raise ValueError(f"the model's forward holds {constants} numbers outside its "
+                         f"parameters and buffers (at most {MAX_CONSTANTS})")
+    hidden = max(_numbers([[n.get("args"), n.get("kwargs")] for n in graph or []],
+                          whole=False)  # each mode's graph holds its own copy of them
+                 for graph in (description["graph"], description.get("graph_eval")))
+    hidden += _numbers(_settings(tree), whole=False)
+    if description["graph"] is None:
+        rebuilt = _build_tree(tree)
+        rebuilt.grader_constants = hidden
+        return rebuilt
+    import torch.fx
+
+    seen: dict[str, Any] = {}
+    root = torch.nn.Module()
+    seen[""] = root
+    _fill(root, tree, seen, "")
+    for key, child in tree["children"].items():
+        root.add_module(key, None if child is None else _build_tree(child, seen, key))
+    stored = {*dict(root.named_parameters(remove_duplicate=False)),
+              *dict(root.named_buffers(remove_duplicate=False))}
+    train = torch.fx.GraphModule(root, _graph(description["graph"], stored))
+    rebuilt = train
+    if description.get("graph_eval"):
+        rebuilt = _modal(train, torch.fx.GraphModule(root, _graph(description["graph_eval"],
+                                                                  stored)))
+    rebuilt.train(bool(tree["training"]))
+    rebuilt.grader_constants = hidden
+    return rebuilt
+
+
+def _graph(spec_nodes: list, stored: set) -> Any:
+    """A torch.fx graph from described nodes (allowlisted targets only)."""
+    import torch.fx
+
+    graph = torch.fx.Graph()
+    nodes: dict[str, Any] = {}
+    for spec in spec_nodes:
+        op, target = spec["op"], spec["target"]
+        args, kwargs = _unarg(spec["args"], nodes), _unarg(spec["kwargs"], nodes)
+        if op == "placeholder":  # its name is pasted into the generated forward's code
+            if not _name(target):
+                raise ValueError("an input whose name is not a plain identifier")
+            node = graph.placeholder(str(target))
+        elif op == "output":
+            node = graph.output(args[0])
+        elif op == "call_module":
+            node = graph.create_node(op, _path(target), args, kwargs)
+        elif op == "get_attr":  # a parameter or a buffer: every number in it is counted
+            if _path(target) not in stored:
+                raise ValueError("a graph node that reads something other than a parameter "
+                                 "or a buffer")
+            node = graph.create_node(op, str(target), args, kwargs)
+        elif op == "call_method":
+            if str(target) not in _METHODS:
+                raise ValueError(f"the grader does not rebuild calls to the method {target!r}")
+            node = graph.call_method(str(target), args, kwargs)
+        elif op == "call_function":
+            node = graph.call_function(_function(str(target)), args, kwargs)
+        else:
+            raise ValueError(f"a graph node of kind {op!r}")
+        nodes[spec["name"]] = node
+    return graph
+
+
+def _modal_class() -> Any:
+    import torch
+
+    class Modal(torch.nn.Module):
+        """A rebuilt model whose forward differs in training and in eval mode (its layers
+        and weights are shared by both graphs)."""
+
+        def __init__(self, train: Any, evaluate: Any) -> None:
+            super().__init__()
+            self.train_graph, self.eval_graph = train, evaluate
+
+        def forward(self, *args: Any) -> Any:
+            return (self.train_graph if self.training else self.eval_graph)(*args)
+
+    return Modal
+
+
+def _modal(train: Any, evaluate: Any) -> Any:
+    return _modal_class()(train, evaluate)
