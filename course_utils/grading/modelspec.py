@@ -5,8 +5,8 @@ module tree (torch.nn classes, plain settings, every weight; a module or tensor 
 is written once) and, when one of its modules is not a torch.nn class, the ``torch.fx``
 graph of its forward in training and, where it differs, in eval mode. A reference kernel
 started for that learner rebuilds it from torch.nn classes and allowlisted functions,
-methods and attributes; nothing in the description is executed, and the numbers a forward
-or a layer's settings could hide a weight in count towards ``state_size``.
+methods and attributes; nothing in the description is executed, and every number a
+forward writes, and every layer setting that is not a size, counts towards ``state_size``.
 
 >>> import torch
 >>> model = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.ReLU())
@@ -46,7 +46,8 @@ def _tensor_from(item: Any, dtype: Any) -> Any:
 def state_size(model: Any) -> int:
     """Numbers in the model's parameters and buffers (shared tensors counted once); for a
     rebuilt model also the numbers its forward and its layers' settings hold beside them
-    (``rebuild``'s ``grader_constants``: fractions and text, where weights could hide)."""
+    (``rebuild``'s ``grader_constants``: every number its forward writes, and the settings
+    of its layers that are not sizes, since a weight could hide there)."""
     seen = {id(t): t.numel() for t in (*model.parameters(), *model.buffers())}
     extra = getattr(model, "grader_constants", 0)
     return sum(seen.values()) + (extra if isinstance(extra, int) else 0)
@@ -162,7 +163,7 @@ def describe(model: Any) -> dict:
         for key in patched:
             _wrapped_functions().pop(key, None)
     tree = _module_tree(traced)
-    tree["class"], tree["training"] = "torch.nn.Module", was
+    tree["class"], tree["training"], tree["attrs"] = "torch.nn.Module", was, {}  # fx's own
     return {"tree": tree, "graph": graphs[True],
             "graph_eval": None if graphs[False] == graphs[True] else graphs[False]}
 
@@ -221,6 +222,7 @@ _ALLOWED["_operator"] = _ALLOWED["operator"]
 _ALLOWED["torch.functional"] = _ALLOWED["torch"]
 MAX_CONSTANTS = 256  # numbers a rebuilt forward may hold outside parameters and buffers
 MAX_LAYER_NUMBERS = 32  # numbers in one layer's settings (a Conv2d has 17)
+MAX_WHOLE = 2**31  # a whole number in a forward or a setting is smaller than this
 MAX_NODES = 2_000
 _ATTRIBUTES = frozenset({"shape", "dtype", "device", "ndim", "T", "mT", "real", "imag",
                          "is_cuda", "requires_grad", "values", "indices"})
@@ -266,26 +268,42 @@ def _function(name: str) -> Any:
     return getattr(importlib.import_module(module_name), attr)
 
 
-def _numbers(value: Any, whole: bool = True) -> int:
-    """How many numbers a plain value (or a described argument) holds: every number, and a
-    number per character of text; with ``whole=False`` only fractions and text (where a
-    weight can hide; whole numbers there are sizes and dimensions)."""
+def _numbers(value: Any) -> int:
+    """How many numbers a plain value (or a described argument) holds, a number per
+    character of text; a whole number too large to be a size is refused (red team, round 4:
+    weights packed into huge integers and unpacked with ``%`` and ``//``)."""
     if isinstance(value, bool) or value is None:
         return 0
     if isinstance(value, str):
         return len(value)
-    if isinstance(value, (int, float)):
-        return 1 if whole or not float(value).is_integer() else 0
+    if isinstance(value, int):
+        if abs(value) >= MAX_WHOLE:
+            raise ValueError("a whole number too large to be a size or a dimension")
+        return 1
+    if isinstance(value, float):
+        return 1
     if isinstance(value, (list, tuple)):
-        return sum(_numbers(v, whole) for v in value)
+        return sum(_numbers(v) for v in value)
     if isinstance(value, dict):
-        return sum(_numbers(v, whole) for k, v in value.items() if k not in ("$node", "$dtype"))
+        return sum(_numbers(v) for k, v in value.items() if k not in ("$node", "$dtype"))
     return 0
 
 
+# Layer settings that are sizes and dimensions; every other number in a layer's settings
+# (a dropout rate, an eps, a clamp bound, a padding value) counts towards a budget.
+_SIZES = frozenset({
+    "in_features", "out_features", "in_channels", "out_channels", "kernel_size", "stride",
+    "padding", "dilation", "output_padding", "groups", "num_features", "normalized_shape",
+    "start_dim", "end_dim", "dim", "output_size", "num_embeddings", "embedding_dim",
+    "padding_idx", "input_size", "hidden_size", "num_layers", "proj_size", "upscale_factor",
+    "downscale_factor", "_reversed_padding_repeated_twice", "unflattened_size", "num_groups",
+    "num_heads", "embed_dim", "in1_features", "in2_features", "num_parameters", "size"})
+
+
 def _settings(tree: dict) -> list:
-    """Every layer setting of a described module tree, children included."""
-    found = [v for v, _ in tree.get("attrs", {}).values() if not isinstance(v, str)]
+    """The numbers of a described module tree's settings that are not sizes."""
+    found = [v for k, (v, _) in tree.get("attrs", {}).items()
+             if k not in _SIZES and not isinstance(v, str)]
     return found + [_settings(c) for c in tree.get("children", {}).values() if c]
 
 
@@ -415,10 +433,9 @@ def rebuild(description: Any) -> Any:
     if constants > MAX_CONSTANTS or len(graph_spec) > MAX_NODES:
         raise ValueError(f"the model's forward holds {constants} numbers outside its "
                          f"parameters and buffers (at most {MAX_CONSTANTS})")
-    hidden = max(_numbers([[n.get("args"), n.get("kwargs")] for n in graph or []],
-                          whole=False)  # each mode's graph holds its own copy of them
+    hidden = max(_numbers([[n.get("args"), n.get("kwargs")] for n in graph or []])
                  for graph in (description["graph"], description.get("graph_eval")))
-    hidden += _numbers(_settings(tree), whole=False)
+    hidden += _numbers(_settings(tree))  # each mode's graph holds its own copy of its numbers
     if description["graph"] is None:
         rebuilt = _build_tree(tree)
         rebuilt.grader_constants = hidden

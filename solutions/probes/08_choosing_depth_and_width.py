@@ -116,7 +116,7 @@ def stopping(observe, seed, n, patience):
        what="build_model() trained with the test's recipe (20 epochs, lr 3e-3, seed 0)",
        reasons={"none": "build_model() raised an error, or no model came back",
                 "budget": "the model holds more than 5,000 numbers (parameters, frozen ones "
-                          "included, and buffers)",
+                          "included, buffers, and the numbers its forward writes)",
                 "rng": "the random state after build_model() did not come back",
                 "fails": "the model fails on a batch of the digits' validation set",
                 "shape": "the model does not give 10 class scores per example",

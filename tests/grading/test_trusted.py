@@ -161,8 +161,10 @@ def test_a_described_model_is_rebuilt_with_the_same_behaviour(factory) -> None:
     rebuilt = observe.rebuild(json.loads(json.dumps(observe.describe(model))))
     model.eval(), rebuilt.eval()
     assert torch.allclose(model(x), rebuilt(x))
-    settings = sum(isinstance(m, nn.BatchNorm2d) for m in model.modules()) * 2  # eps, momentum
-    assert observe.state_size(rebuilt) == observe.state_size(model) + settings
+    # the numbers beside the weights count too: batch norm's eps and momentum; the forward's
+    # flatten(1) and dim=1
+    extra = 2
+    assert observe.state_size(rebuilt) == observe.state_size(model) + extra
 
 
 class _Swish(nn.Module):  # a learner's own activation
@@ -206,8 +208,8 @@ def test_correct_but_unusual_models_are_rebuilt_faithfully() -> None:
             want = model(x)
             torch.manual_seed(0)
             assert torch.allclose(want, rebuilt(x)), (type(model).__name__, mode)
-        assert observe.state_size(rebuilt) == observe.state_size(model) + (
-            1 if isinstance(model, _Features) else 0)  # the dropout rate, a fraction
+        written = {_Features: 2, _Len: 1}.get(type(model), 0)  # flatten's 1 and the rate; -1
+        assert observe.state_size(rebuilt) == observe.state_size(model) + written
     rebuilt = observe.rebuild(observe.describe(nn.Sequential(shared, shared)))
     assert rebuilt[0] is rebuilt[1]
 
@@ -301,7 +303,7 @@ def test_weights_hidden_as_fractions_or_text_count_towards_the_budget() -> None:
     """Red team, round 3: 65 weights rode through the graph as float("...") calls."""
     model = _Branchy()
     plain = observe.state_size(observe.rebuild(observe.describe(model)))
-    assert plain == observe.state_size(model)
+    assert plain == observe.state_size(model) + 2  # flatten(1), dim=1
     description = observe.describe(model)
     node = next(n for n in description["graph"] if n["op"] == "call_function")
     node["target"] = "builtins.float"
@@ -314,6 +316,16 @@ def test_weights_hidden_as_fractions_or_text_count_towards_the_budget() -> None:
     assert observe.state_size(observe.rebuild(description)) == plain + 1
     layers = observe.describe(nn.Sequential(nn.Linear(2, 2), nn.LeakyReLU(0.3)))
     assert observe.state_size(observe.rebuild(layers)) == 6 + 1
+    # red team, round 4: weights as whole numbers, scaled down in the forward, or packed into
+    # one huge integer and unpacked with % and //
+    description = observe.describe(model)
+    node = next(n for n in description["graph"] if n["op"] == "call_function"
+                and n["target"] == "operator.mul")
+    node["args"] = {"$seq": [node["args"]["$seq"][0], 1234], "tuple": True}
+    assert observe.state_size(observe.rebuild(description)) == plain + 1
+    node["args"] = {"$seq": [node["args"]["$seq"][0], 10**288], "tuple": True}
+    with pytest.raises(ValueError, match="too large"):
+        observe.rebuild(description)
 
 
 def test_a_graph_that_reaches_for_eval_is_not_rebuilt() -> None:
