@@ -328,6 +328,31 @@ def test_weights_hidden_as_fractions_or_text_count_towards_the_budget() -> None:
         observe.rebuild(description)
 
 
+class _Packed(nn.Module):  # red team, round 5: float16 weights packed into a float64 buffer
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("blob", torch.zeros(4, dtype=torch.float64))
+        self.bias = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        return x * self.blob.view(torch.float16).float().sum() + self.bias
+
+
+def test_weights_packed_into_bits_are_refused() -> None:
+    with pytest.raises(ValueError, match="buffers other than a batch norm"):
+        observe.rebuild(observe.describe(_Packed()))
+    description = observe.describe(_Packed())
+    description["tree"]["buffers"] = {}
+    description["tree"]["params"]["blob"] = description["tree"]["params"]["bias"]
+    with pytest.raises(ValueError, match="bits as another dtype|a graph node that reads"):
+        observe.rebuild(description)
+    for target in ("operator.mod", "operator.floordiv", "torch.floor", "torch.round"):
+        graph = observe.describe(_Branchy())
+        next(n for n in graph["graph"] if n["op"] == "call_function")["target"] = target
+        with pytest.raises(ValueError, match="does not rebuild calls"):
+            observe.rebuild(graph)
+
+
 def test_a_graph_that_reaches_for_eval_is_not_rebuilt() -> None:
     import operator
 
