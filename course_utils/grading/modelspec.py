@@ -23,7 +23,8 @@ import keyword
 import math
 from typing import Any
 
-__all__ = ["describe", "rebuild", "state_size", "MAX_CONSTANTS", "MAX_LAYER_NUMBERS"]
+__all__ = ["describe", "rebuild", "state_size", "beside_weights", "MAX_CONSTANTS",
+           "MAX_LAYER_NUMBERS"]
 
 
 def _tensor_text(tensor: Any) -> list:
@@ -276,8 +277,10 @@ def _numbers(value: Any) -> int:
     """How many numbers a plain value (or a described argument) holds, a number per
     character of text; a whole number too large to be a size is refused (red team, round 4:
     weights packed into huge integers and unpacked with ``%`` and ``//``)."""
-    if isinstance(value, bool) or value is None:
+    if value is None:
         return 0
+    if isinstance(value, bool):  # a True or False is a number too (a bit of a weight)
+        return 1
     if isinstance(value, str):
         return len(value)
     if isinstance(value, int):
@@ -289,7 +292,8 @@ def _numbers(value: Any) -> int:
     if isinstance(value, (list, tuple)):
         return sum(_numbers(v) for v in value)
     if isinstance(value, dict):
-        return sum(_numbers(v) for k, v in value.items() if k not in ("$node", "$dtype"))
+        return sum(_numbers(v) for k, v in value.items() if k not in ("$node", "$dtype",
+                                                                          "tuple"))
     return 0
 
 
@@ -307,7 +311,7 @@ _SIZES = frozenset({
 def _settings(tree: dict) -> list:
     """The numbers of a described module tree's settings that are not sizes."""
     found = [v for k, (v, _) in tree.get("attrs", {}).items()
-             if k not in _SIZES and not isinstance(v, str)]
+             if k not in _SIZES and not isinstance(v, (str, bool))]  # flags are not data
     return found + [_settings(c) for c in tree.get("children", {}).values() if c]
 
 
@@ -425,6 +429,19 @@ def _unarg(value: Any, nodes: dict) -> Any:
     return value
 
 
+def beside_weights(description: dict) -> int:
+    """What a described model holds beside its parameters and buffers, counted towards a
+    budget: every number, truth value and character its forward writes, every operation it
+    performs beside its layers (red team, round 6: weights computed from ``x.dim()`` and
+    ``True`` by doubling), and every layer setting that is not a size. Each mode's graph
+    holds its own copy, so the larger one counts."""
+    graphs = (description.get("graph"), description.get("graph_eval"))
+    written = max(_numbers([[n.get("args"), n.get("kwargs")] for n in graph or []])
+                  + sum(n.get("op") in ("call_function", "call_method") for n in graph or [])
+                  for graph in graphs)
+    return written + _numbers(_settings(description["tree"]))
+
+
 def rebuild(description: Any) -> Any:
     """The model ``describe`` described, built from torch.nn classes and named functions
     only (the description is the learner's data: nothing in it is executed)."""
@@ -441,9 +458,7 @@ def rebuild(description: Any) -> Any:
     if constants > MAX_CONSTANTS or len(graph_spec) > MAX_NODES:
         raise ValueError(f"the model's forward holds {constants} numbers outside its "
                          f"parameters and buffers (at most {MAX_CONSTANTS})")
-    hidden = max(_numbers([[n.get("args"), n.get("kwargs")] for n in graph or []])
-                 for graph in (description["graph"], description.get("graph_eval")))
-    hidden += _numbers(_settings(tree))  # each mode's graph holds its own copy of its numbers
+    hidden = beside_weights(description)
     if description["graph"] is None:
         rebuilt = _build_tree(tree)
         rebuilt.grader_constants = hidden

@@ -144,8 +144,8 @@ def bce(observe, seed, rows, cols, scale):
        what="make_moons_classifier() trained by the test's recipe outside your kernel",
        reasons={"none": "make_moons_classifier() raised an error, or fewer than three models "
                         "came back",
-                "budget": "the model holds more than 40 numbers (parameters, buffers, and the "
-                          "numbers its forward writes)",
+                "budget": "the model holds more than 40 numbers (parameters, buffers, and what its "
+                          "forward computes beside its layers)",
                 "shape": "3 examples do not give an output of shape (3, 1)",
                 "probabilities": "after training every output lies between 0 and 1: "
                                  "probabilities, not logits",

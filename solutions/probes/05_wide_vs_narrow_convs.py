@@ -94,8 +94,8 @@ def conv_padded_not_square(observe, seed, c_in, c_out, k, height, gap, padding):
                 "rng": "the random state after building the network did not come back",
                 "conv": "the network has no nn.Conv2d",
                 "pool": "the network has no pooling layer",
-                "budget": "the network holds 20,000 numbers or more (parameters, buffers, and the "
-                          "numbers its forward writes)",
+                "budget": "the network holds 20,000 numbers or more (parameters, buffers, and what "
+                          "its forward computes beside its layers)",
                 "shape": "a 3×1×8×8 batch does not give a 3×10 output",
                 "probabilities": "the outputs are probabilities (each row sums to 1), not "
                                  "logits",

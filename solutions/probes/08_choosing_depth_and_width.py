@@ -116,7 +116,8 @@ def stopping(observe, seed, n, patience):
        what="build_model() trained with the test's recipe (20 epochs, lr 3e-3, seed 0)",
        reasons={"none": "build_model() raised an error, or no model came back",
                 "budget": "the model holds more than 5,000 numbers (parameters, frozen ones "
-                          "included, buffers, and the numbers its forward writes)",
+                          "included, buffers, and what its forward computes beside its "
+                          "layers)",
                 "rng": "the random state after build_model() did not come back",
                 "fails": "the model fails on a batch of the digits' validation set",
                 "shape": "the model does not give 10 class scores per example",

@@ -158,12 +158,14 @@ def test_a_described_model_is_rebuilt_with_the_same_behaviour(factory) -> None:
     torch.manual_seed(0)
     model = factory()
     x = torch.randn(5, 1, 4, 4) if isinstance(model, nn.Sequential) else torch.randn(5, 3)
-    rebuilt = observe.rebuild(json.loads(json.dumps(observe.describe(model))))
+    description = json.loads(json.dumps(observe.describe(model)))
+    rebuilt = observe.rebuild(description)
     model.eval(), rebuilt.eval()
     assert torch.allclose(model(x), rebuilt(x))
-    # the numbers beside the weights count too: batch norm's eps and momentum; the forward's
-    # flatten(1) and dim=1
-    extra = 2
+    # what it holds beside the weights counts too: batch norm's eps and momentum (2); the
+    # forward's relu, mul, cat and flatten, and its flatten(1) and dim=1 (6)
+    extra = modelspec.beside_weights(description)
+    assert extra == (2 if isinstance(model, nn.Sequential) else 6)
     assert observe.state_size(rebuilt) == observe.state_size(model) + extra
 
 
@@ -208,7 +210,8 @@ def test_correct_but_unusual_models_are_rebuilt_faithfully() -> None:
             want = model(x)
             torch.manual_seed(0)
             assert torch.allclose(want, rebuilt(x)), (type(model).__name__, mode)
-        written = {_Features: 2, _Len: 1}.get(type(model), 0)  # flatten's 1 and the rate; -1
+        written = modelspec.beside_weights(observe.describe(model))
+        assert written < 10  # a few operations and numbers beside the weights
         assert observe.state_size(rebuilt) == observe.state_size(model) + written
     rebuilt = observe.rebuild(observe.describe(nn.Sequential(shared, shared)))
     assert rebuilt[0] is rebuilt[1]
@@ -303,7 +306,7 @@ def test_weights_hidden_as_fractions_or_text_count_towards_the_budget() -> None:
     """Red team, round 3: 65 weights rode through the graph as float("...") calls."""
     model = _Branchy()
     plain = observe.state_size(observe.rebuild(observe.describe(model)))
-    assert plain == observe.state_size(model) + 2  # flatten(1), dim=1
+    assert plain == observe.state_size(model) + 6  # four operations, flatten(1), dim=1
     description = observe.describe(model)
     node = next(n for n in description["graph"] if n["op"] == "call_function")
     node["target"] = "builtins.float"
@@ -336,6 +339,16 @@ class _Packed(nn.Module):  # red team, round 5: float16 weights packed into a fl
 
     def forward(self, x):
         return x * self.blob.view(torch.float16).float().sum() + self.bias
+
+
+def test_operations_and_truth_values_beside_the_layers_count() -> None:
+    """Red team, round 6: weights built from x.dim() and True by doubling, writing no number."""
+    description = observe.describe(_Branchy())
+    base = modelspec.beside_weights(description)
+    description["graph"].insert(-1, {"op": "call_function", "name": "extra",
+                                     "target": "operator.add", "kwargs": {"$map": {}},
+                                     "args": {"$seq": [True, True], "tuple": True}})
+    assert modelspec.beside_weights(description) == base + 3
 
 
 def test_weights_packed_into_bits_are_refused() -> None:
