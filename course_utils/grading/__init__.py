@@ -18,6 +18,7 @@ reading down the list:
 - ``launcher``: start the kernel under limits it cannot raise;
 - ``kernel``: one grading kernel with per-cell timeouts and restarts;
 - ``probe``: runs inside the kernel: a fingerprint of the hooks that decide a verdict;
+- ``allowlists``: what a rebuilt model may call and read, and which layer settings are sizes;
 - ``modelspec``: runs inside the kernels: a model as plain data and back (describe, rebuild);
 - ``observe``: runs inside the kernels: a probe's result as plain JSON, inputs, behaviour;
 - ``verdict``: proof nonces, hidden-test split, canaries, the hook audit, per-test status;

@@ -23,8 +23,19 @@ import keyword
 import math
 from typing import Any
 
+from course_utils.grading.allowlists import ALLOWED, ATTRIBUTES, METHODS, SIZES
+
 __all__ = ["describe", "rebuild", "state_size", "beside_weights", "MAX_CONSTANTS",
            "MAX_LAYER_NUMBERS"]
+
+MAX_CONSTANTS = 256  # numbers a rebuilt forward may hold outside parameters and buffers
+MAX_LAYER_NUMBERS = 32  # numbers in one layer's settings (a Conv2d has 17)
+MAX_WHOLE = 2**31  # a whole number in a forward or a setting is smaller than this
+# The only buffers rebuilt: a batch norm's statistics (red team, round 5: weights packed into
+# a float64 buffer and read back as float16 counted as a quarter of their number).
+_NORM_BUFFERS = frozenset({"running_mean", "running_var", "num_batches_tracked"})
+_FLOATS = ("float32", "float64", "float16", "bfloat16")
+MAX_NODES = 2_000
 
 
 def _tensor_text(tensor: Any) -> list:
@@ -188,67 +199,9 @@ def _record_len(model: Any) -> dict:
     return added
 
 
-# The functions a rebuilt forward may call, by module: an allowlist (no file, compiler,
-# operator-registry or global-state function of torch is reachable, and no operator that
-# fetches attributes or calls what it is given, such as attrgetter or call).
-_ALLOWED = {
-    "torch": frozenset({
-        "cat", "concat", "stack", "hstack", "vstack", "flatten", "unflatten", "reshape",
-        "transpose", "permute", "squeeze", "unsqueeze", "chunk", "split", "narrow", "select",
-        "index_select", "gather", "flip", "roll", "where", "relu", "sigmoid", "tanh",
-        "softmax", "log_softmax", "exp", "log", "log1p", "expm1", "sqrt", "rsqrt", "abs",
-        "neg", "sign", "clamp", "clip", "minimum", "maximum", "add", "sub", "mul", "div",
-        "true_divide", "pow", "square", "matmul", "mm", "bmm", "einsum", "mean", "sum", "prod",
-        "amax", "amin", "max", "min", "argmax", "argmin", "std", "var", "norm", "cumsum",
-        "logsumexp", "zeros_like", "ones_like", "full_like", "erf",
-        "sin", "cos", "dropout", "conv2d", "conv1d", "max_pool2d", "avg_pool2d", "t",
-        "unbind", "broadcast_to", "tile", "repeat_interleave", "addmm", "baddbmm", "relu_",
-        "topk", "sort", "cumprod"}),
-    "torch.nn.functional": frozenset({
-        "relu", "relu6", "gelu", "silu", "elu", "selu", "leaky_relu", "prelu", "hardtanh",
-        "hardswish", "hardsigmoid", "mish", "softplus", "sigmoid", "tanh", "softmax",
-        "log_softmax", "linear", "bilinear", "conv1d", "conv2d", "conv3d", "max_pool1d",
-        "max_pool2d", "avg_pool1d", "avg_pool2d", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
-        "adaptive_max_pool1d", "adaptive_max_pool2d", "dropout", "dropout2d", "batch_norm",
-        "layer_norm", "group_norm", "instance_norm", "pad", "interpolate", "normalize",
-        "embedding", "pixel_shuffle", "glu", "logsigmoid", "softsign", "tanhshrink"}),
-    "operator": frozenset({
-        "add", "sub", "mul", "truediv", "pow", "neg", "pos", "abs",
-        "matmul", "getitem", "eq", "ne", "lt", "le", "gt", "ge", "and_", "or_", "xor",
-        "invert", "not_", "iadd", "isub", "imul", "itruediv", "imatmul"}),
-    "math": frozenset({"sqrt", "prod", "log", "exp", "pi"}),
-    "builtins": frozenset({"len", "tuple", "list", "range", "min", "max", "abs", "sum"}),
-}
-_ALLOWED["_operator"] = _ALLOWED["operator"]
-_ALLOWED["torch.functional"] = _ALLOWED["torch"]
-MAX_CONSTANTS = 256  # numbers a rebuilt forward may hold outside parameters and buffers
-MAX_LAYER_NUMBERS = 32  # numbers in one layer's settings (a Conv2d has 17)
-MAX_WHOLE = 2**31  # a whole number in a forward or a setting is smaller than this
-# The only buffers rebuilt: a batch norm's statistics (red team, round 5: weights packed into
-# a float64 buffer and read back as float16 counted as a quarter of their number).
-_NORM_BUFFERS = frozenset({"running_mean", "running_var", "num_batches_tracked"})
-_FLOATS = ("float32", "float64", "float16", "bfloat16")
-MAX_NODES = 2_000
-_ATTRIBUTES = frozenset({"shape", "dtype", "device", "ndim", "T", "mT", "real", "imag",
-                         "is_cuda", "requires_grad", "values", "indices"})
-_METHODS = frozenset({
-    "view", "view_as", "reshape", "reshape_as", "flatten", "unflatten", "size", "dim", "numel",
-    "permute", "transpose", "t", "contiguous", "expand", "expand_as", "repeat", "squeeze",
-    "unsqueeze", "chunk", "split", "narrow", "select", "index_select", "gather", "flip",
-    "roll", "mean", "sum", "prod", "max", "min", "amax", "amin", "argmax", "argmin", "std",
-    "var", "norm", "cumsum", "relu", "sigmoid", "tanh", "softmax", "log_softmax", "exp", "log",
-    "sqrt", "rsqrt", "abs", "neg", "clamp", "clamp_min", "clamp_max", "pow", "add", "sub",
-    "mul", "div", "matmul", "mm", "bmm", "float", "double", "half", "to", "type_as",
-    "masked_fill", "where", "detach", "clone", "sign", "square",
-    "add_", "mul_", "relu_", "clamp_", "sub_", "div_", "sigmoid_", "tanh_", "all", "any", "eq",
-    "ne", "lt", "le", "gt", "ge", "split_with_sizes", "unbind", "new_zeros", "new_ones",
-    "new_full", "zero_", "fill_", "clip", "sin", "cos", "log1p", "expm1", "maximum",
-    "minimum", "topk", "sort", "erf", "softplus", "cumprod"})
-
-
 def _attribute(obj: Any, name: str) -> Any:
     """``getattr`` for a rebuilt graph (``x.shape`` traces to it): a few tensor facts only."""
-    if name not in _ATTRIBUTES:
+    if name not in ATTRIBUTES:
         raise ValueError(f"the grader does not rebuild access to the attribute {name!r}")
     return getattr(obj, name)
 
@@ -268,7 +221,7 @@ def _function(name: str) -> Any:
     if name in ("operator.getitem", "_operator.getitem"):
         return _item
     module_name, _, attr = name.rpartition(".")
-    if attr not in _ALLOWED.get(module_name, ()):
+    if attr not in ALLOWED.get(module_name, ()):
         raise ValueError("the grader does not rebuild calls to a function it does not list")
     return getattr(importlib.import_module(module_name), attr)
 
@@ -297,21 +250,10 @@ def _numbers(value: Any) -> int:
     return 0
 
 
-# Layer settings that are sizes and dimensions; every other number in a layer's settings
-# (a dropout rate, an eps, a clamp bound, a padding value) counts towards a budget.
-_SIZES = frozenset({
-    "in_features", "out_features", "in_channels", "out_channels", "kernel_size", "stride",
-    "padding", "dilation", "output_padding", "groups", "num_features", "normalized_shape",
-    "start_dim", "end_dim", "dim", "output_size", "num_embeddings", "embedding_dim",
-    "padding_idx", "input_size", "hidden_size", "num_layers", "proj_size", "upscale_factor",
-    "downscale_factor", "_reversed_padding_repeated_twice", "unflattened_size", "num_groups",
-    "num_heads", "embed_dim", "in1_features", "in2_features", "num_parameters", "size"})
-
-
 def _settings(tree: dict) -> list:
     """The numbers of a described module tree's settings that are not sizes."""
     found = [v for k, (v, _) in tree.get("attrs", {}).items()
-             if k not in _SIZES and not isinstance(v, (str, bool))]  # flags are not data
+             if k not in SIZES and not isinstance(v, (str, bool))]  # flags are not data
     return found + [_settings(c) for c in tree.get("children", {}).values() if c]
 
 
@@ -506,7 +448,7 @@ def _graph(spec_nodes: list, stored: set) -> Any:
                                  "or a buffer")
             node = graph.create_node(op, str(target), args, kwargs)
         elif op == "call_method":
-            if str(target) not in _METHODS:
+            if str(target) not in METHODS:
                 raise ValueError(f"the grader does not rebuild calls to the method {target!r}")
             if str(target) == "view" and any(isinstance(a, torch.dtype) for a in args):
                 raise ValueError("a view of a tensor's bits as another dtype")
